@@ -1,0 +1,93 @@
+// The library API of the job executor. The gRPC service is a thin layer over it.
+
+/** Where a job ended up; `lost` = it was running when the daemon restarted. */
+export type ExecutionStatus =
+  | 'running'
+  | 'exited'
+  | 'stopped'
+  | 'killed'
+  | 'oom_killed'
+  | 'failed_to_start'
+  | 'lost';
+
+/** One block device limit, as io.max takes it. */
+export interface IoLimit {
+  /** "MAJ:MIN" or a device path such as /dev/vda (resolved to MAJ:MIN). */
+  device: string;
+  rbps?: number;
+  wbps?: number;
+}
+
+/** Limits of one job; absent fields take the configured defaults. */
+export interface JobLimits {
+  /** percent of ONE cpu (150 = one and a half cpus) → cpu.max. */
+  cpuPercent?: number;
+  memoryMaxBytes?: number;
+  memoryHighBytes?: number;
+  pidsMax?: number;
+  io?: IoLimit[];
+}
+
+export interface ResourceUsage {
+  cpuUsec: number | null;
+  memoryPeakBytes: number | null;
+}
+
+/** A snapshot of one execution's metadata. */
+export interface ExecutionInfo {
+  id: string; // UUID
+  command: string;
+  args: string[];
+  owner: string; // client certificate CN
+  status: ExecutionStatus;
+  exitCode: number | null;
+  /** signal name (e.g. SIGKILL) when a signal ended the command. */
+  signal: string | null;
+  /** why a job failed to start, or other terminal detail. */
+  reason: string | null;
+  startedAt: Date;
+  endedAt: Date | null;
+  limits: JobLimits; // effective limits
+  usage: ResourceUsage;
+  outputBytes: number;
+  outputTruncated: boolean;
+}
+
+/** One piece of output, in the order it was written. */
+export type OutputChunk =
+  | { kind: 'data'; stream: 'stdout' | 'stderr'; data: Buffer }
+  | { kind: 'truncated' }; // the per-job cap was reached; nothing more will be kept
+
+export interface StartOptions {
+  owner: string;
+  limits?: JobLimits;
+}
+
+/** A started job. */
+export interface Command {
+  readonly id: string;
+  info(): ExecutionInfo;
+  /** SIGTERM the command, then SIGKILL the whole job after stop_grace; resolves when it is gone. */
+  stop(): Promise<ExecutionInfo>;
+  /** resolves when the job has ended. */
+  wait(): Promise<ExecutionInfo>;
+  /** all output from the first byte, then live until the job ends (or `signal` aborts). */
+  output(opts?: { signal?: AbortSignal }): AsyncIterable<OutputChunk>;
+}
+
+/** Stable error codes of the executor, mapped to gRPC codes by the service. */
+export type ExecutorErrorCode =
+  | 'invalid_argument'
+  | 'not_found'
+  | 'resource_exhausted'
+  | 'unavailable'
+  | 'internal';
+
+export class ExecutorError extends Error {
+  readonly code: ExecutorErrorCode;
+  constructor(code: ExecutorErrorCode, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'ExecutorError';
+    this.code = code;
+  }
+}
