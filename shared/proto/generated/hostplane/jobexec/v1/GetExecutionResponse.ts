@@ -1,0 +1,11 @@
+// Original file: proto/jobexec/v1/jobexec.proto
+
+import type { Execution as _hostplane_jobexec_v1_Execution, Execution__Output as _hostplane_jobexec_v1_Execution__Output } from '../../../hostplane/jobexec/v1/Execution.ts';
+
+export interface GetExecutionResponse {
+  'execution'?: (_hostplane_jobexec_v1_Execution | null);
+}
+
+export interface GetExecutionResponse__Output {
+  'execution': (_hostplane_jobexec_v1_Execution__Output | null);
+}
