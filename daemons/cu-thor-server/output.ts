@@ -1,0 +1,346 @@
+// A job's output on disk: an append-only file of tagged records, written by one writer that never
+// waits for readers, and read by any number of readers, each from byte 0 at its own pace.
+//
+// Record: 1 byte tag (1 stdout, 2 stderr, 3 truncated) + 4 bytes big-endian length + data.
+import { closeSync, openSync, writev, close as closeFd } from 'node:fs';
+import { open } from 'node:fs/promises';
+import type { Logger } from '../../shared/log/index.ts';
+import type { OutputChunk } from './types.ts';
+
+export const TAG_STDOUT = 1;
+export const TAG_STDERR = 2;
+export const TAG_TRUNCATED = 3;
+export const HEADER_BYTES = 5;
+/** data longer than this is split into several records, so records stay small for readers. */
+export const MAX_RECORD_DATA = 1 << 20;
+/** what one reader reads at a time: its memory bound. */
+export const DEFAULT_READ_BUFFER = 256 * 1024;
+
+export type StreamName = 'stdout' | 'stderr';
+
+/** Encodes one record (used by tests and by the writer). */
+export function encodeHeader(tag: number, length: number): Buffer {
+  const h = Buffer.allocUnsafe(HEADER_BYTES);
+  h[0] = tag;
+  h.writeUInt32BE(length, 1);
+  return h;
+}
+
+/** What a reader needs from a live writer: how much is safely on disk, and a way to wait for more. */
+export interface LiveOutput {
+  /** bytes of the file that hold complete records. */
+  readonly committed: number;
+  /** true once nothing more will ever be appended. */
+  readonly ended: boolean;
+  /** resolves when committed > position, or the output ended, or `signal` aborted. */
+  waitBeyond(position: number, signal?: AbortSignal): Promise<void>;
+}
+
+export interface OutputWriterOptions {
+  /** data bytes kept; past it a truncated record is written and further data dropped. */
+  maxBytes: number;
+  log: Logger;
+  /** pause producers above this many queued bytes (default 8 MiB). */
+  highWaterBytes?: number;
+}
+
+/**
+ * The single writer of one job's output file. Appends are queued and written with writev, one
+ * write in flight at a time; readers are woken after each completed write.
+ */
+export class OutputWriter implements LiveOutput {
+  readonly path: string;
+  /** data bytes kept (not counting headers). */
+  dataBytes = 0;
+  truncated = false;
+  committed = 0;
+  ended = false;
+  /** set when a write failed; the rest of the output is dropped. */
+  error: Error | null = null;
+  /** called with true when unwritten data piles up (pause the producers), false when drained. */
+  onPressure: ((paused: boolean) => void) | null = null;
+
+  readonly #fd: number;
+  readonly #opts: OutputWriterOptions;
+  readonly #high: number;
+  #queue: Buffer[] = [];
+  #queuedBytes = 0;
+  #writing = false;
+  #paused = false;
+  #ending = false;
+  #closed: Promise<void> | null = null;
+  #flushedWaiters: (() => void)[] = [];
+  #waiters = new Set<() => void>();
+
+  private constructor(path: string, fd: number, opts: OutputWriterOptions) {
+    this.path = path;
+    this.#fd = fd;
+    this.#opts = opts;
+    this.#high = opts.highWaterBytes ?? 8 * 1024 * 1024;
+  }
+
+  /** Creates (truncating) the output file. Synchronous: it is on the job start path. */
+  static create(path: string, opts: OutputWriterOptions): OutputWriter {
+    let fd: number;
+    try {
+      fd = openSync(path, 'w', 0o600);
+    } catch (cause) {
+      throw new Error(`creating output file ${path}: ${(cause as Error).message}`, { cause });
+    }
+    return new OutputWriter(path, fd, opts);
+  }
+
+  /** Appends data of one stream; never blocks. Past the cap, data is dropped. */
+  append(stream: StreamName, data: Buffer): void {
+    if (this.#ending || this.truncated || this.error !== null || data.length === 0) return;
+    const room = this.#opts.maxBytes - this.dataBytes;
+    let keep = data;
+    let overflow = false;
+    if (data.length > room) {
+      keep = data.subarray(0, Math.max(0, room));
+      overflow = true;
+    }
+    const tag = stream === 'stdout' ? TAG_STDOUT : TAG_STDERR;
+    for (let off = 0; off < keep.length; off += MAX_RECORD_DATA) {
+      const part = keep.subarray(off, off + MAX_RECORD_DATA);
+      this.#push(encodeHeader(tag, part.length));
+      this.#push(part);
+    }
+    this.dataBytes += keep.length;
+    if (overflow) {
+      this.truncated = true;
+      this.#push(encodeHeader(TAG_TRUNCATED, 0));
+    }
+    this.#kick();
+  }
+
+  /** Flushes everything queued, closes the file and wakes readers for the last time. */
+  end(): Promise<void> {
+    if (this.#closed !== null) return this.#closed;
+    this.#ending = true;
+    this.#closed = new Promise<void>((resolve) => {
+      const finish = () => {
+        closeFd(this.#fd, () => {
+          this.ended = true;
+          this.#wake();
+          resolve();
+        });
+      };
+      if (!this.#writing && this.#queue.length === 0) finish();
+      else this.#flushedWaiters.push(finish);
+    });
+    return this.#closed;
+  }
+
+  /** Closes the file at once without flushing (for a failed start). */
+  abandon(): void {
+    if (this.#closed !== null) return;
+    this.#ending = true;
+    this.#queue = [];
+    closeSync(this.#fd);
+    this.ended = true;
+    this.#closed = Promise.resolve();
+    this.#wake();
+  }
+
+  waitBeyond(position: number, signal?: AbortSignal): Promise<void> {
+    if (this.committed > position || this.ended || signal?.aborted === true) {
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        this.#waiters.delete(done);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      this.#waiters.add(done);
+      signal?.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  #push(b: Buffer): void {
+    this.#queue.push(b);
+    this.#queuedBytes += b.length;
+  }
+
+  #wake(): void {
+    const ws = [...this.#waiters];
+    this.#waiters.clear();
+    for (const w of ws) w();
+  }
+
+  #pressure(paused: boolean): void {
+    if (paused === this.#paused) return;
+    this.#paused = paused;
+    this.onPressure?.(paused);
+  }
+
+  #kick(): void {
+    if (this.#queuedBytes > this.#high) this.#pressure(true);
+    if (this.#writing || this.#queue.length === 0) return;
+    // IOV_MAX is 1024 on Linux.
+    const batch = this.#queue.splice(0, 1024);
+    let bytes = 0;
+    for (const b of batch) bytes += b.length;
+    this.#writing = true;
+    writev(this.#fd, batch, (err, written) => {
+      this.#writing = false;
+      if (err !== null) {
+        this.#fail(err);
+      } else if (written < bytes) {
+        // A short write (disk full or similar): keep the rest at the head of the queue and try
+        // again; a real error then comes back on the next write. Readers cope with a committed
+        // offset inside a record (they carry partial records over).
+        let skip = written;
+        const rest: Buffer[] = [];
+        for (const b of batch) {
+          if (skip >= b.length) skip -= b.length;
+          else {
+            rest.push(skip > 0 ? b.subarray(skip) : b);
+            skip = 0;
+          }
+        }
+        this.#queue.unshift(...rest);
+        this.#queuedBytes -= written;
+        this.committed += written;
+      } else {
+        this.#queuedBytes -= bytes;
+        this.committed += bytes;
+      }
+      this.#wake();
+      if (this.#queuedBytes < this.#high / 4) this.#pressure(false);
+      if (this.#queue.length > 0 && this.error === null) this.#kick();
+      else this.#flushed();
+    });
+  }
+
+  #fail(err: Error): void {
+    this.error = new Error(`writing output file ${this.path}: ${err.message}`, { cause: err });
+    this.#opts.log.error({ err: this.error, path: this.path }, 'output write failed');
+    this.#queue = [];
+    this.#queuedBytes = 0;
+    this.truncated = true;
+  }
+
+  #flushed(): void {
+    if (this.#queue.length > 0) return;
+    this.#pressure(false);
+    const ws = this.#flushedWaiters;
+    this.#flushedWaiters = [];
+    for (const w of ws) w();
+  }
+}
+
+// a function, so that TypeScript does not narrow `aborted` across awaits and yields
+function isAborted(signal: AbortSignal | undefined): boolean {
+  return signal?.aborted === true;
+}
+
+export interface ReadOutputOptions {
+  signal?: AbortSignal;
+  /** bytes read at a time (default 256 KiB); the reader's memory bound. */
+  bufferSize?: number;
+}
+
+/**
+ * Reads an output file from byte 0. With `live`, follows appends until the writer ended and the
+ * file is drained; without, reads to the end of the file. Adjacent data of the same stream is
+ * yielded as one chunk. Returns quietly when `signal` aborts.
+ */
+export async function* readOutput(
+  path: string,
+  live: LiveOutput | null,
+  opts: ReadOutputOptions = {},
+): AsyncGenerator<OutputChunk, void, undefined> {
+  const bufferSize = opts.bufferSize ?? DEFAULT_READ_BUFFER;
+  const signal = opts.signal;
+  let fh;
+  try {
+    fh = await open(path, 'r');
+  } catch (cause) {
+    throw new Error(`opening output file ${path}: ${(cause as Error).message}`, { cause });
+  }
+  try {
+    let pos = 0;
+    let stream: StreamName = 'stdout';
+    let remaining = 0; // data bytes of the current record not read yet
+    for (;;) {
+      if (isAborted(signal)) return;
+      let want = bufferSize;
+      if (live !== null) {
+        const ended = live.ended;
+        const limit = live.committed;
+        if (pos >= limit) {
+          if (ended) return;
+          await live.waitBeyond(pos, signal);
+          continue;
+        }
+        want = Math.min(bufferSize, limit - pos);
+      }
+      const buf = Buffer.allocUnsafe(want);
+      const { bytesRead: n } = await fh.read(buf, 0, want, pos);
+      if (n === 0) {
+        if (live === null || live.ended) return;
+        // committed said there was more: the file was replaced under us; stop rather than spin.
+        throw new Error(`reading output file ${path}: unexpected end at offset ${pos}`);
+      }
+      // Parse records, compacting data in place (dropping headers) so that runs of one stream
+      // become one contiguous slice of `buf`.
+      const chunks: OutputChunk[] = [];
+      let runStart = 0;
+      let out = 0;
+      let runStream: StreamName | null = null;
+      const closeRun = () => {
+        if (runStream !== null && out > runStart) {
+          chunks.push({ kind: 'data', stream: runStream, data: buf.subarray(runStart, out) });
+        }
+        runStart = out;
+        runStream = null;
+      };
+      let i = 0;
+      while (i < n) {
+        if (remaining > 0) {
+          const take = Math.min(remaining, n - i);
+          if (runStream !== stream) {
+            closeRun();
+            runStream = stream;
+          }
+          if (out !== i) buf.copy(buf, out, i, i + take);
+          out += take;
+          i += take;
+          remaining -= take;
+          continue;
+        }
+        if (n - i < HEADER_BYTES) break; // a header split across reads: read it again next time
+        const tag = buf[i]!;
+        const len = buf.readUInt32BE(i + 1);
+        if (tag === TAG_STDOUT || tag === TAG_STDERR) {
+          stream = tag === TAG_STDOUT ? 'stdout' : 'stderr';
+          remaining = len;
+        } else if (tag === TAG_TRUNCATED) {
+          closeRun();
+          chunks.push({ kind: 'truncated' });
+        } else {
+          throw new Error(
+            `reading output file ${path}: bad record tag ${tag} at offset ${pos + i}`,
+          );
+        }
+        i += HEADER_BYTES;
+      }
+      closeRun();
+      if (i === 0) {
+        // only a torn header is available: wait for the rest of it (or stop at a torn end)
+        if (live === null || live.ended) return;
+        await live.waitBeyond(pos + n, signal);
+        continue;
+      }
+      pos += i;
+      for (const c of chunks) {
+        yield c;
+        if (isAborted(signal)) return;
+      }
+    }
+  } finally {
+    await fh.close();
+  }
+}
