@@ -1,0 +1,27 @@
+// cgroup v2 through one module with an injectable root (DESIGN.md "shared/cgroup").
+export {
+  Cgroup,
+  CgroupError,
+  DEFAULT_CGROUP_ROOT,
+  checkCgroupName,
+  type CgroupOptions,
+} from './cgroup.ts';
+export {
+  CGROUP2_SUPER_MAGIC,
+  blockDeviceNumber,
+  cgroup2Available,
+  setupDelegation,
+  type DelegationOptions,
+} from './delegation.ts';
+export { nodeCgroupFs, type CgroupFs } from './fs.ts';
+export {
+  formatCpuMax,
+  formatIoMax,
+  formatLimit,
+  parseCpuStat,
+  parseMemoryEvents,
+  parseProcCgroup,
+  type CpuStat,
+  type IoLimit,
+  type MemoryEvents,
+} from './format.ts';
