@@ -252,7 +252,8 @@ export async function* readOutput(
   live: LiveOutput | null,
   opts: ReadOutputOptions = {},
 ): AsyncGenerator<OutputChunk, void, undefined> {
-  const bufferSize = opts.bufferSize ?? DEFAULT_READ_BUFFER;
+  // at least a few headers, so that a read that finds no whole header means the end of data
+  const bufferSize = Math.max(16, opts.bufferSize ?? DEFAULT_READ_BUFFER);
   const signal = opts.signal;
   let fh;
   try {

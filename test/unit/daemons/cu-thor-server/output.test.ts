@@ -1,0 +1,187 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { silentLogger } from '../../../../shared/log/index.ts';
+import {
+  encodeHeader,
+  OutputWriter,
+  readOutput,
+  TAG_STDERR,
+  TAG_STDOUT,
+  TAG_TRUNCATED,
+} from '../../../../daemons/cu-thor-server/output.ts';
+import type { OutputChunk } from '../../../../daemons/cu-thor-server/types.ts';
+
+let dir: string;
+let n = 0;
+const file = () => join(dir, `out-${n++}`);
+const log = silentLogger();
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'cu-thor-output-'));
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function collect(it: AsyncIterable<OutputChunk>): Promise<OutputChunk[]> {
+  const out: OutputChunk[] = [];
+  for await (const c of it) out.push(c);
+  return out;
+}
+
+/** chunks as text: "o:hello" / "e:oops" / "T" */
+const text = (chunks: OutputChunk[]) =>
+  chunks.map((c) => (c.kind === 'truncated' ? 'T' : `${c.stream[3]}:${c.data.toString()}`));
+
+/** merges adjacent chunks of one stream, so results compare independently of read sizes */
+function merged(chunks: OutputChunk[]): string[] {
+  const out: string[] = [];
+  for (const t of text(chunks)) {
+    const last = out.at(-1);
+    if (last !== undefined && t !== 'T' && last !== 'T' && last[0] === t[0]) {
+      out[out.length - 1] = last + t.slice(2);
+    } else out.push(t);
+  }
+  return out;
+}
+
+describe('OutputWriter', () => {
+  it('writes tag, big-endian length and data for each append', async () => {
+    const p = file();
+    const w = OutputWriter.create(p, { maxBytes: 1000, log });
+    w.append('stdout', Buffer.from('hi'));
+    w.append('stderr', Buffer.from('err'));
+    await w.end();
+    const want = Buffer.concat([
+      encodeHeader(TAG_STDOUT, 2),
+      Buffer.from('hi'),
+      encodeHeader(TAG_STDERR, 3),
+      Buffer.from('err'),
+    ]);
+    assert.deepEqual(await readFile(p), want);
+    assert.deepEqual([...want.subarray(0, 5)], [1, 0, 0, 0, 2]);
+    assert.equal(w.dataBytes, 5);
+    assert.equal(w.committed, want.length);
+    assert.equal(w.ended, true);
+  });
+
+  it('keeps data up to the cap, then one truncated record, and drops the rest', async () => {
+    const p = file();
+    const w = OutputWriter.create(p, { maxBytes: 10, log });
+    w.append('stdout', Buffer.from('123456'));
+    w.append('stderr', Buffer.from('abcdef'));
+    w.append('stdout', Buffer.from('more'));
+    await w.end();
+    assert.equal(w.dataBytes, 10);
+    assert.equal(w.truncated, true);
+    assert.deepEqual(text(await collect(readOutput(p, null))), ['o:123456', 'e:abcd', 'T']);
+    const raw = await readFile(p);
+    assert.equal(raw[raw.length - 5], TAG_TRUNCATED);
+  });
+});
+
+describe('readOutput', () => {
+  it('yields adjacent records of one stream as one chunk, in write order', async () => {
+    const p = file();
+    const w = OutputWriter.create(p, { maxBytes: 1 << 20, log });
+    for (const s of ['a', 'b', 'c']) w.append('stdout', Buffer.from(s));
+    w.append('stderr', Buffer.from('E'));
+    w.append('stdout', Buffer.from('d'));
+    await w.end();
+    assert.deepEqual(text(await collect(readOutput(p, w))), ['o:abc', 'e:E', 'o:d']);
+  });
+
+  it('reassembles records split across small reads, headers included', async () => {
+    const p = file();
+    const w = OutputWriter.create(p, { maxBytes: 1 << 20, log });
+    const parts: ['stdout' | 'stderr', string][] = [];
+    for (let i = 0; i < 200; i++) {
+      const s = i % 3 === 0 ? 'stderr' : 'stdout';
+      parts.push([s, `${i}:${'x'.repeat(i % 17)}`]);
+      w.append(s, Buffer.from(parts.at(-1)![1]));
+    }
+    await w.end();
+    const want = merged(
+      parts.map(([s, d]) => ({ kind: 'data', stream: s, data: Buffer.from(d) }) as OutputChunk),
+    );
+    for (const bufferSize of [1, 4, 5, 6, 7, 13, 64, 4096]) {
+      assert.deepEqual(
+        merged(await collect(readOutput(p, null, { bufferSize }))),
+        want,
+        `${bufferSize}`,
+      );
+    }
+  });
+
+  it('follows a live writer from byte 0 and ends when the writer ends', async () => {
+    const p = file();
+    const w = OutputWriter.create(p, { maxBytes: 1 << 20, log });
+    w.append('stdout', Buffer.from('early '));
+    const reading = collect(readOutput(p, w));
+    for (let i = 0; i < 5; i++) {
+      await new Promise((r) => setImmediate(r));
+      w.append(i % 2 === 0 ? 'stdout' : 'stderr', Buffer.from(`${i} `));
+    }
+    await w.end();
+    assert.deepEqual(merged(await reading), ['o:early 0 ', 'e:1 ', 'o:2 ', 'e:3 ', 'o:4 ']);
+  });
+
+  it('a reader started after the end reads the whole output', async () => {
+    const p = file();
+    const w = OutputWriter.create(p, { maxBytes: 1 << 20, log });
+    w.append('stdout', Buffer.from('all of it'));
+    await w.end();
+    assert.deepEqual(text(await collect(readOutput(p, w))), ['o:all of it']);
+  });
+
+  it('the writer finishes while a reader sits unread, and that reader still gets everything', async () => {
+    const p = file();
+    const w = OutputWriter.create(p, { maxBytes: 64 << 20, log });
+    const block = Buffer.alloc(64 * 1024, 'z');
+    w.append('stdout', block);
+    const stalled = readOutput(p, w, { bufferSize: 1024 })[Symbol.asyncIterator]();
+    const first = await stalled.next(); // starts the reader, then it is left alone
+    for (let i = 1; i < 256; i++) w.append('stdout', block);
+    await w.end(); // resolves without the stalled reader reading on
+    let total = first.done === true || first.value.kind !== 'data' ? 0 : first.value.data.length;
+    for (let r = await stalled.next(); r.done !== true; r = await stalled.next()) {
+      if (r.value.kind === 'data') total += r.value.data.length;
+    }
+    assert.equal(total, 256 * block.length);
+  });
+
+  it('stops quietly when the abort signal fires while waiting for more', async () => {
+    const p = file();
+    const w = OutputWriter.create(p, { maxBytes: 100, log });
+    w.append('stdout', Buffer.from('x'));
+    const ac = new AbortController();
+    const got: OutputChunk[] = [];
+    const reading = (async () => {
+      for await (const c of readOutput(p, w, { signal: ac.signal })) {
+        got.push(c);
+        ac.abort();
+      }
+    })();
+    await reading;
+    assert.deepEqual(text(got), ['o:x']);
+    await w.end();
+  });
+
+  it('ignores a torn record header at the end of a file left by a crash', async () => {
+    const p = file();
+    await writeFile(
+      p,
+      Buffer.concat([encodeHeader(TAG_STDOUT, 3), Buffer.from('abc'), Buffer.from([1, 0])]),
+    );
+    assert.deepEqual(text(await collect(readOutput(p, null))), ['o:abc']);
+  });
+
+  it('reports a corrupt record tag with the file and offset', async () => {
+    const p = file();
+    await writeFile(p, Buffer.concat([encodeHeader(9, 0)]));
+    await assert.rejects(collect(readOutput(p, null)), /bad record tag 9 at offset 0/);
+  });
+});
