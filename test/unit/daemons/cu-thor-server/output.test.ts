@@ -101,11 +101,11 @@ describe('readOutput', () => {
     for (let i = 0; i < 200; i++) {
       const s = i % 3 === 0 ? 'stderr' : 'stdout';
       parts.push([s, `${i}:${'x'.repeat(i % 17)}`]);
-      w.append(s, Buffer.from(parts.at(-1)![1]));
+      w.append(s, Buffer.from(`${i}:${'x'.repeat(i % 17)}`));
     }
     await w.end();
     const want = merged(
-      parts.map(([s, d]) => ({ kind: 'data', stream: s, data: Buffer.from(d) }) as OutputChunk),
+      parts.map(([s, d]) => ({ kind: 'data', stream: s, data: Buffer.from(d) })),
     );
     for (const bufferSize of [1, 4, 5, 6, 7, 13, 64, 4096]) {
       assert.deepEqual(
