@@ -16,7 +16,7 @@ default_mirror=$(awk '/^URIs:/ { print $2; exit }' /etc/apt/sources.list.d/debia
 MIRROR=${HOSTPLANE_VM_MIRROR:-${default_mirror:-http://deb.debian.org/debian}}
 # Everything the tests in the VM need must be in the image: the VM has no network, so a later
 # `apt install ./x.deb` only resolves dependencies that are already installed here.
-PACKAGES=systemd,systemd-sysv,dbus,udev,iproute2,iptables,kmod,procps,nodejs,util-linux,ca-certificates,libsystemd0,socat,curl,openssl,iputils-ping
+PACKAGES=systemd,systemd-sysv,dbus,udev,iproute2,iptables,kmod,procps,nodejs,util-linux,ca-certificates,libsystemd0,socat,curl,openssl,iputils-ping,zstd
 # Modules the initramfs loads (with their dependencies) to reach the root disk and the 9p shares.
 INITRD_MODULES=(virtio_pci virtio_blk ext4 9p 9pnet_virtio)
 
@@ -97,7 +97,8 @@ extract() { # extract MAGIC DECOMPRESSOR...
   tail -c +$((off + 1)) "$vmlinuz" | "$@" > "$work/vmlinux" 2>/dev/null || true
   [ "$(head -c4 "$work/vmlinux" | od -An -c | tr -d ' ')" = '177ELF' ]
 }
-if extract '\x28\xb5\x2f\xfd' zstd -dc || extract '\xfd7zXZ\x00' xz -dc --single-stream; then
+# zstd from the new rootfs, so the host needs no zstd.
+if extract '\x28\xb5\x2f\xfd' chroot "$work/rootfs" zstd -dc || extract '\xfd7zXZ\x00' xz -dc --single-stream; then
   log "booting the uncompressed vmlinux"
 else
   log "no zstd/xz payload found in vmlinuz; booting the bzImage"
