@@ -1,0 +1,378 @@
+// The JobExecutor gRPC service: a thin layer over the Executor. It checks what the wire can get
+// wrong (ids, sizes, numbers), takes the owner from the client certificate's CN, answers another
+// owner's id exactly like an unknown one, and maps ExecutorError codes to gRPC status codes.
+import { once } from 'node:events';
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from '../../shared/log/index.ts';
+import type {
+  ExecuteCommandRequest,
+  ExecutionIn,
+  ExecutionStatus as WireStatus,
+  GetOutStreamResponseIn,
+  JobExecutorHandlers,
+  Limits,
+} from '../../shared/proto/jobexec.ts';
+import {
+  ExecutorError,
+  type Command,
+  type ExecutionInfo,
+  type ExecutorErrorCode,
+  type JobLimits,
+  type StartOptions,
+} from './types.ts';
+
+/** What the service needs of the Executor. */
+export interface ExecutorPort {
+  start(command: string, args: string[], opts: StartOptions): Promise<Command>;
+  /** the command with that id started by `owner`; undefined when unknown or someone else's. */
+  get(id: string, owner: string): Command | undefined;
+  /** every execution `owner` started (running, ended, lost), oldest first. */
+  list(owner: string): ExecutionInfo[];
+}
+
+/** Bounds on a request, checked before the executor sees it. */
+export const REQUEST_BOUNDS = {
+  /** bytes of the command name/path (PATH_MAX). */
+  commandBytes: 4096,
+  argsCount: 4096,
+  /** the kernel's MAX_ARG_STRLEN. */
+  argBytes: 128 * 1024,
+  /** command and args together (the executor's own cap): well below ARG_MAX. */
+  totalBytes: 128 * 1024,
+} as const;
+
+/** Output data bytes per stream message: small enough for any client's default 4 MiB cap. */
+export const MAX_MESSAGE_DATA = 1024 * 1024;
+
+/**
+ * Server channel options. A 16 MiB HTTP/2 window lets one stream reach 300+ MB/s (the default
+ * caps it near 110 MB/s); messages we send stay near MAX_MESSAGE_DATA, and requests are small.
+ */
+export const SERVER_CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  'grpc-node.flow_control_window': 16 * 1024 * 1024,
+  'grpc.max_send_message_length': 4 * MAX_MESSAGE_DATA,
+  'grpc.max_receive_message_length': 4 * 1024 * 1024,
+  'grpc.keepalive_time_ms': 60_000,
+  'grpc.keepalive_timeout_ms': 20_000,
+};
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** An error with a gRPC status, as handlers pass it to callbacks. */
+export class StatusError extends Error {
+  readonly code: grpc.status;
+  constructor(code: grpc.status, message: string) {
+    super(message);
+    this.name = 'StatusError';
+    this.code = code;
+  }
+  toServiceError(): Partial<grpc.StatusObject> {
+    return { code: this.code, details: this.message };
+  }
+}
+
+const EXECUTOR_CODES: Record<ExecutorErrorCode, grpc.status> = {
+  invalid_argument: grpc.status.INVALID_ARGUMENT,
+  not_found: grpc.status.NOT_FOUND,
+  resource_exhausted: grpc.status.RESOURCE_EXHAUSTED,
+  unavailable: grpc.status.UNAVAILABLE,
+  internal: grpc.status.INTERNAL,
+};
+
+const invalid = (message: string): StatusError =>
+  new StatusError(grpc.status.INVALID_ARGUMENT, message);
+
+/** The CN of the verified client certificate, or UNAUTHENTICATED. */
+export function peerCommonName(
+  call: Pick<grpc.ServerUnaryCall<unknown, unknown>, 'getAuthContext'>,
+): string {
+  const cert = call.getAuthContext().sslPeerCertificate;
+  const cn = cert?.subject.CN;
+  const name = Array.isArray(cn) ? cn[0] : cn;
+  if (name === undefined || name === '') {
+    throw new StatusError(grpc.status.UNAUTHENTICATED, 'client certificate with a CN required');
+  }
+  return name;
+}
+
+/** Checks a command line against REQUEST_BOUNDS. */
+export function checkCommandLine(command: string, args: readonly string[]): void {
+  if (command.trim() === '') throw invalid('command is empty');
+  const commandBytes = Buffer.byteLength(command);
+  if (commandBytes > REQUEST_BOUNDS.commandBytes) {
+    throw invalid(`command is ${commandBytes} bytes, more than ${REQUEST_BOUNDS.commandBytes}`);
+  }
+  if (command.includes('\0')) throw invalid('command contains a NUL byte');
+  if (args.length > REQUEST_BOUNDS.argsCount) {
+    throw invalid(`${args.length} arguments, more than ${REQUEST_BOUNDS.argsCount}`);
+  }
+  // counted as exec(2) does: each string with its NUL terminator.
+  let total = commandBytes + 1;
+  for (const [i, arg] of args.entries()) {
+    const n = Buffer.byteLength(arg);
+    if (n > REQUEST_BOUNDS.argBytes) {
+      throw invalid(`argument ${i} is ${n} bytes, more than ${REQUEST_BOUNDS.argBytes}`);
+    }
+    if (arg.includes('\0')) throw invalid(`argument ${i} contains a NUL byte`);
+    total += n + 1;
+  }
+  if (total > REQUEST_BOUNDS.totalBytes) {
+    throw invalid(`command line is ${total} bytes, more than ${REQUEST_BOUNDS.totalBytes}`);
+  }
+}
+
+function wireNumber(what: string, v: string | number | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n)) throw invalid(`limits.${what} ${v} is out of range`);
+  if (n <= 0) throw invalid(`limits.${what} must be positive, got ${v}`);
+  return n;
+}
+
+/** The limits of a request as the executor takes them (absent = the server's default). */
+export function limitsFromWire(l: Limits | null): JobLimits | undefined {
+  if (l === null) return undefined;
+  const out: JobLimits = {};
+  const cpuPercent = wireNumber('cpu_percent', l.cpuPercent);
+  const memoryMaxBytes = wireNumber('memory_max_bytes', l.memoryMaxBytes);
+  const memoryHighBytes = wireNumber('memory_high_bytes', l.memoryHighBytes);
+  const pidsMax = wireNumber('pids_max', l.pidsMax);
+  if (cpuPercent !== undefined) out.cpuPercent = cpuPercent;
+  if (memoryMaxBytes !== undefined) out.memoryMaxBytes = memoryMaxBytes;
+  if (memoryHighBytes !== undefined) out.memoryHighBytes = memoryHighBytes;
+  if (pidsMax !== undefined) out.pidsMax = pidsMax;
+  if (l.io.length > 0) {
+    out.io = l.io.map((d, i) => {
+      if (d.device === '') throw invalid(`limits.io[${i}].device is empty`);
+      const rbps = wireNumber(`io[${i}].rbps`, d.rbps);
+      const wbps = wireNumber(`io[${i}].wbps`, d.wbps);
+      return {
+        device: d.device,
+        ...(rbps === undefined ? {} : { rbps }),
+        ...(wbps === undefined ? {} : { wbps }),
+      };
+    });
+  }
+  return out;
+}
+
+const WIRE_STATUS: Record<ExecutionInfo['status'], WireStatus> = {
+  running: 'EXECUTION_STATUS_RUNNING',
+  exited: 'EXECUTION_STATUS_EXITED',
+  stopped: 'EXECUTION_STATUS_STOPPED',
+  killed: 'EXECUTION_STATUS_KILLED',
+  oom_killed: 'EXECUTION_STATUS_OOM_KILLED',
+  failed_to_start: 'EXECUTION_STATUS_FAILED_TO_START',
+  lost: 'EXECUTION_STATUS_LOST',
+};
+
+function timestamp(d: Date): { seconds: string; nanos: number } {
+  const ms = d.getTime();
+  return { seconds: String(Math.floor(ms / 1000)), nanos: (((ms % 1000) + 1000) % 1000) * 1e6 };
+}
+
+/** An execution's metadata as the wire carries it. */
+export function executionToWire(info: ExecutionInfo): ExecutionIn {
+  const l = info.limits;
+  return {
+    id: info.id,
+    command: info.command,
+    args: info.args,
+    owner: info.owner,
+    status: WIRE_STATUS[info.status],
+    ...(info.exitCode === null ? {} : { exitCode: info.exitCode }),
+    signal: info.signal ?? '',
+    reason: info.reason ?? '',
+    startedAt: timestamp(info.startedAt),
+    endedAt: info.endedAt === null ? null : timestamp(info.endedAt),
+    limits: {
+      ...(l.cpuPercent === undefined ? {} : { cpuPercent: l.cpuPercent }),
+      ...(l.memoryMaxBytes === undefined ? {} : { memoryMaxBytes: l.memoryMaxBytes }),
+      ...(l.memoryHighBytes === undefined ? {} : { memoryHighBytes: l.memoryHighBytes }),
+      ...(l.pidsMax === undefined ? {} : { pidsMax: l.pidsMax }),
+      io: (l.io ?? []).map((d) => ({
+        device: d.device,
+        ...(d.rbps === undefined ? {} : { rbps: d.rbps }),
+        ...(d.wbps === undefined ? {} : { wbps: d.wbps }),
+      })),
+    },
+    usage: {
+      ...(info.usage.cpuUsec === null ? {} : { cpuUsec: info.usage.cpuUsec }),
+      ...(info.usage.memoryPeakBytes === null
+        ? {}
+        : { memoryPeakBytes: info.usage.memoryPeakBytes }),
+    },
+    outputBytes: info.outputBytes,
+    outputTruncated: info.outputTruncated,
+  };
+}
+
+/** Any failure as a gRPC status; unexpected ones are logged and answered INTERNAL. */
+export function toStatus(err: unknown, log: Logger, what: string): Partial<grpc.StatusObject> {
+  if (err instanceof StatusError) return err.toServiceError();
+  if (err instanceof ExecutorError) {
+    if (err.code === 'internal') log.error({ err }, what);
+    return { code: EXECUTOR_CODES[err.code], details: err.message };
+  }
+  log.error({ err }, what);
+  return { code: grpc.status.INTERNAL, details: `${what}: internal error` };
+}
+
+export interface ServiceDeps {
+  executor: ExecutorPort;
+  log: Logger;
+}
+
+/** The JobExecutor service plus `close()`, which ends every open output stream (drain). */
+export interface JobExecutorService {
+  handlers: JobExecutorHandlers;
+  /** ends every open GetOutStream with UNAVAILABLE; new ones are refused from now on. */
+  close(): void;
+  /** open GetOutStream calls (for tests and STATUS). */
+  readonly openStreams: number;
+}
+
+export function createJobExecutorService({ executor, log }: ServiceDeps): JobExecutorService {
+  const streams = new Set<AbortController>();
+  let closing = false;
+
+  /** The caller's command with that id; another owner's id is NOT_FOUND, like an unknown one. */
+  const owned = (id: string, owner: string): Command => {
+    if (!UUID.test(id)) throw invalid(`execution id '${id.slice(0, 64)}' is not a UUID`);
+    const cmd = executor.get(id.toLowerCase(), owner);
+    if (cmd?.info().owner !== owner) {
+      throw new StatusError(grpc.status.NOT_FOUND, `execution ${id} not found`);
+    }
+    return cmd;
+  };
+
+  /** Wraps a unary handler: owner from the certificate, errors as statuses. */
+  const unary =
+    <Req, Res>(name: string, fn: (req: Req, owner: string) => Promise<Res>) =>
+    (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sendUnaryData<Res>): void => {
+      let owner: string;
+      try {
+        owner = peerCommonName(call);
+      } catch (err) {
+        callback(toStatus(err, log, name));
+        return;
+      }
+      // a synchronous throw inside fn becomes a rejection too
+      Promise.resolve()
+        .then(() => fn(call.request, owner))
+        .then(
+          (res) => {
+            callback(null, res);
+          },
+          (err: unknown) => {
+            callback(toStatus(err, log, `${name} for ${owner}`));
+          },
+        );
+    };
+
+  const handlers: JobExecutorHandlers = {
+    ExecuteCommand: unary('ExecuteCommand', async (req: ExecuteCommandRequest, owner) => {
+      checkCommandLine(req.command, req.args);
+      const limits = limitsFromWire(req.limits);
+      const cmd = await executor.start(req.command, req.args, {
+        owner,
+        ...(limits === undefined ? {} : { limits }),
+      });
+      const info = cmd.info();
+      log.info(
+        { id: cmd.id, owner, command: req.command, status: info.status },
+        'execution started',
+      );
+      return { id: cmd.id, execution: executionToWire(info) };
+    }),
+    StopExecution: unary('StopExecution', async (req: { id: string }, owner) => {
+      const cmd = owned(req.id, owner);
+      log.info({ id: cmd.id, owner }, 'stopping execution');
+      return { execution: executionToWire(await cmd.stop()) };
+    }),
+    GetExecution: unary('GetExecution', (req: { id: string }, owner) =>
+      Promise.resolve({ execution: executionToWire(owned(req.id, owner).info()) }),
+    ),
+    ListAllExecutions: unary('ListAllExecutions', (_req: unknown, owner) =>
+      Promise.resolve({
+        executions: executor
+          .list(owner)
+          .filter((i) => i.owner === owner)
+          .sort((a, b) => a.startedAt.getTime() - b.startedAt.getTime())
+          .map(executionToWire),
+      }),
+    ),
+    GetOutStream: (call) => {
+      void streamOutput(call);
+    },
+  };
+
+  async function streamOutput(
+    call: grpc.ServerWritableStream<{ id: string }, GetOutStreamResponseIn>,
+  ): Promise<void> {
+    const abort = new AbortController();
+    const state = { cancelled: false };
+    // a function, so checks after an await are not narrowed away by the one before it.
+    const stopped = (): boolean => abort.signal.aborted;
+    const onCancel = (): void => {
+      state.cancelled = true;
+      abort.abort();
+    };
+    let owner = '?';
+    try {
+      if (closing) throw new StatusError(grpc.status.UNAVAILABLE, 'server is shutting down');
+      owner = peerCommonName(call);
+      const cmd = owned(call.request.id, owner);
+      streams.add(abort);
+      call.once('cancelled', onCancel);
+      for await (const chunk of cmd.output({ signal: abort.signal })) {
+        if (stopped()) break;
+        if (chunk.kind === 'truncated') {
+          if (!call.write({ truncated: {} })) await drained(call, abort.signal);
+          continue;
+        }
+        const stream = chunk.stream === 'stdout' ? 'STREAM_STDOUT' : 'STREAM_STDERR';
+        for (let at = 0; at < chunk.data.length; at += MAX_MESSAGE_DATA) {
+          const data = chunk.data.subarray(at, at + MAX_MESSAGE_DATA);
+          // a slow reader pauses only its own file reader: the job writes to disk regardless.
+          if (!call.write({ data: { stream, data } })) await drained(call, abort.signal);
+          if (stopped()) break;
+        }
+      }
+      if (state.cancelled) return;
+      if (abort.signal.aborted) {
+        fail(call, { code: grpc.status.UNAVAILABLE, details: 'server is shutting down' });
+        return;
+      }
+      call.end();
+    } catch (err) {
+      if (state.cancelled) return;
+      fail(call, toStatus(err, log, `GetOutStream for ${owner}`));
+    } finally {
+      streams.delete(abort);
+      call.off('cancelled', onCancel);
+    }
+  }
+
+  return {
+    handlers,
+    close() {
+      closing = true;
+      for (const s of streams) s.abort();
+    },
+    get openStreams() {
+      return streams.size;
+    },
+  };
+}
+
+/** Ends a server stream with an error status (grpc-js sends the status on 'error'). */
+function fail(call: NodeJS.EventEmitter, status: Partial<grpc.StatusObject>): void {
+  call.emit('error', status);
+}
+
+/** Resolves when the call can take more, or when `signal` aborts (cancel, shutdown). */
+async function drained(call: NodeJS.EventEmitter, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return;
+  await once(call, 'drain', { signal }).catch(() => undefined);
+}

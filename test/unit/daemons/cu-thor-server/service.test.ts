@@ -1,0 +1,398 @@
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import tls from 'node:tls';
+import * as grpc from '@grpc/grpc-js';
+import { createMemoryLogger } from '../../../../shared/log/index.ts';
+import { loadJobExec } from '../../../../shared/proto/index.ts';
+import type { JobExecutorClient, GetOutStreamResponse } from '../../../../shared/proto/jobexec.ts';
+import {
+  createJobExecutorService,
+  MAX_MESSAGE_DATA,
+  SERVER_CHANNEL_OPTIONS,
+  type ExecutorPort,
+  type JobExecutorService,
+} from '../../../../daemons/cu-thor-server/service.ts';
+import { ReloadableServerCredentials } from '../../../../daemons/cu-thor-server/credentials.ts';
+import {
+  ExecutorError,
+  type Command,
+  type ExecutionInfo,
+  type OutputChunk,
+  type StartOptions,
+} from '../../../../daemons/cu-thor-server/types.ts';
+import { makePki } from './tls-fixture.ts';
+
+/** A job whose output and end the test drives. */
+class FakeCommand implements Command {
+  readonly id = randomUUID();
+  readonly chunks: OutputChunk[] = [];
+  readonly #info: ExecutionInfo;
+  #wake: (() => void)[] = [];
+  /** readers currently iterating, and how many were aborted. */
+  readers = 0;
+  abortedReaders = 0;
+  constructor(command: string, args: string[], opts: StartOptions) {
+    this.#info = {
+      id: this.id,
+      command,
+      args,
+      owner: opts.owner,
+      status: 'running',
+      exitCode: null,
+      signal: null,
+      reason: null,
+      startedAt: new Date(),
+      endedAt: null,
+      limits: opts.limits ?? {},
+      usage: { cpuUsec: null, memoryPeakBytes: null },
+      outputBytes: 0,
+      outputTruncated: false,
+    };
+  }
+  info(): ExecutionInfo {
+    return { ...this.#info };
+  }
+  emit(chunk: OutputChunk): void {
+    this.chunks.push(chunk);
+    if (chunk.kind === 'data') this.#info.outputBytes += chunk.data.length;
+    else this.#info.outputTruncated = true;
+    this.#notify();
+  }
+  finish(status: ExecutionInfo['status'], exitCode: number | null): void {
+    Object.assign(this.#info, { status, exitCode, endedAt: new Date() });
+    this.#notify();
+  }
+  #notify(): void {
+    const w = this.#wake;
+    this.#wake = [];
+    for (const f of w) f();
+  }
+  stop(): Promise<ExecutionInfo> {
+    if (this.#info.status === 'running') this.finish('stopped', null);
+    return Promise.resolve(this.info());
+  }
+  wait(): Promise<ExecutionInfo> {
+    return Promise.resolve(this.info());
+  }
+  async *output(opts: { signal?: AbortSignal } = {}): AsyncIterable<OutputChunk> {
+    this.readers++;
+    try {
+      let at = 0;
+      for (;;) {
+        while (at < this.chunks.length) yield this.chunks[at++]!;
+        if (this.#info.status !== 'running') return;
+        if (opts.signal?.aborted === true) {
+          this.abortedReaders++;
+          return;
+        }
+        await new Promise<void>((resolve) => {
+          this.#wake.push(resolve);
+          opts.signal?.addEventListener('abort', () => {
+            resolve();
+          });
+        });
+      }
+    } finally {
+      this.readers--;
+    }
+  }
+}
+
+class FakeExecutor implements ExecutorPort {
+  readonly jobs = new Map<string, FakeCommand>();
+  maxConcurrent = 100;
+  start(command: string, args: string[], opts: StartOptions): Promise<Command> {
+    if ((opts.limits?.cpuPercent ?? 0) > 400) {
+      return Promise.reject(
+        new ExecutorError(
+          'invalid_argument',
+          'cpuPercent 500 is above the configured maximum of 400',
+        ),
+      );
+    }
+    if (this.jobs.size >= this.maxConcurrent) {
+      return Promise.reject(new ExecutorError('resource_exhausted', 'too many jobs'));
+    }
+    const c = new FakeCommand(command, args, opts);
+    this.jobs.set(c.id, c);
+    return Promise.resolve(c);
+  }
+  get(id: string, owner: string): Command | undefined {
+    const c = this.jobs.get(id);
+    return c?.info().owner === owner ? c : undefined;
+  }
+  list(owner: string): ExecutionInfo[] {
+    return [...this.jobs.values()].map((c) => c.info()).filter((i) => i.owner === owner);
+  }
+}
+
+const pki = makePki(['client1', 'client2']);
+
+function client(address: string, cn: 'client1' | 'client2'): JobExecutorClient {
+  const c = pki.clients[cn]!;
+  const creds = grpc.credentials.createFromSecureContext(
+    tls.createSecureContext({ ca: pki.ca, cert: c.cert, key: c.key, minVersion: 'TLSv1.3' }),
+  );
+  return new (loadJobExec().hostplane.jobexec.v1.JobExecutor)(address, creds, {
+    'grpc-node.flow_control_window': 16 * 1024 * 1024,
+  });
+}
+
+function call<T>(fn: (cb: (err: grpc.ServiceError | null, res?: T) => void) => void): Promise<T> {
+  return new Promise((resolve, reject) => {
+    fn((err, res) => {
+      if (err !== null) reject(err);
+      else resolve(res!);
+    });
+  });
+}
+
+async function rejectsWith(p: Promise<unknown>, code: grpc.status, match?: RegExp): Promise<void> {
+  await assert.rejects(p, (err: grpc.ServiceError) => {
+    assert.equal(err.code, code, `expected ${grpc.status[code]}, got ${err.code}: ${err.details}`);
+    if (match !== undefined) assert.match(err.details, match);
+    return true;
+  });
+}
+
+async function collect(
+  stream: AsyncIterable<GetOutStreamResponse>,
+): Promise<GetOutStreamResponse[]> {
+  const out: GetOutStreamResponse[] = [];
+  for await (const m of stream) out.push(m);
+  return out;
+}
+
+describe('JobExecutor gRPC service', () => {
+  const executor = new FakeExecutor();
+  const { log } = createMemoryLogger();
+  let service: JobExecutorService;
+  let server: grpc.Server;
+  let address = '';
+  let c1: JobExecutorClient;
+  let c2: JobExecutorClient;
+
+  before(async () => {
+    service = createJobExecutorService({ executor, log });
+    server = new grpc.Server(SERVER_CHANNEL_OPTIONS);
+    server.addService(loadJobExec().hostplane.jobexec.v1.JobExecutor.service, service.handlers);
+    const creds = new ReloadableServerCredentials({
+      ca: pki.ca,
+      cert: pki.server.cert,
+      key: pki.server.key,
+    });
+    const port = await new Promise<number>((resolve, reject) => {
+      server.bindAsync('127.0.0.1:0', creds, (err, p) => {
+        if (err) reject(err);
+        else resolve(p);
+      });
+    });
+    address = `localhost:${port}`;
+    c1 = client(address, 'client1');
+    c2 = client(address, 'client2');
+  });
+
+  after(() => {
+    c1.close();
+    c2.close();
+    server.forceShutdown();
+  });
+
+  const start = (c: JobExecutorClient, command: string, args: string[] = []) =>
+    call<{ id: string; execution: { owner: string; status: string } | null }>((cb) =>
+      c.executeCommand({ command, args }, cb),
+    );
+
+  it('ExecuteCommand answers a UUID id and metadata owned by the client certificate CN', async () => {
+    const res = await start(c1, 'echo', ['hi']);
+    assert.match(res.id, /^[0-9a-f-]{36}$/);
+    assert.ok(res.execution);
+    assert.equal(res.execution.owner, 'client1');
+    assert.equal(res.execution.status, 'EXECUTION_STATUS_RUNNING');
+    const got = await call<{ execution: { id: string; args: string[] } | null }>((cb) =>
+      c1.getExecution({ id: res.id }, cb),
+    );
+    assert.ok(got.execution);
+    assert.equal(got.execution.id, res.id);
+    assert.deepEqual(got.execution.args, ['hi']);
+  });
+
+  it('another CN gets NOT_FOUND for an id it did not start and does not see it in its list', async () => {
+    const { id } = await start(c1, 'sleep', ['100']);
+    await rejectsWith(
+      call((cb) => c2.getExecution({ id }, cb)),
+      grpc.status.NOT_FOUND,
+    );
+    await rejectsWith(
+      call((cb) => c2.stopExecution({ id }, cb)),
+      grpc.status.NOT_FOUND,
+    );
+    await rejectsWith(collect(c2.getOutStream({ id })), grpc.status.NOT_FOUND);
+    const list2 = await call<{ executions: { id: string }[] }>((cb) =>
+      c2.listAllExecutions({}, cb),
+    );
+    assert.ok(!list2.executions.some((e) => e.id === id));
+    const list1 = await call<{ executions: { id: string }[] }>((cb) =>
+      c1.listAllExecutions({}, cb),
+    );
+    assert.ok(list1.executions.some((e) => e.id === id));
+    assert.equal(executor.jobs.get(id)?.info().status, 'running', 'the foreign stop did nothing');
+  });
+
+  it("an unknown id and another owner's id get the same answer, so ids do not leak", async () => {
+    const { id } = await start(c1, 'true');
+    const unknown = randomUUID();
+    const a = await call((cb) => c2.getExecution({ id }, cb)).catch((e: unknown) => e);
+    const b = await call((cb) => c2.getExecution({ id: unknown }, cb)).catch((e: unknown) => e);
+    assert.equal((a as grpc.ServiceError).code, (b as grpc.ServiceError).code);
+    assert.equal(
+      (a as grpc.ServiceError).details.replace(id, 'X'),
+      (b as grpc.ServiceError).details.replace(unknown, 'X'),
+    );
+  });
+
+  it('bad requests get INVALID_ARGUMENT with a message saying what is wrong', async () => {
+    await rejectsWith(
+      call((cb) => c1.getExecution({ id: '42' }, cb)),
+      grpc.status.INVALID_ARGUMENT,
+      /not a UUID/,
+    );
+    await rejectsWith(start(c1, ''), grpc.status.INVALID_ARGUMENT, /command is empty/);
+    await rejectsWith(start(c1, '   '), grpc.status.INVALID_ARGUMENT, /command is empty/);
+    await rejectsWith(
+      start(c1, 'echo', ['x'.repeat(200 * 1024)]),
+      grpc.status.INVALID_ARGUMENT,
+      /more than/,
+    );
+    await rejectsWith(
+      start(
+        c1,
+        'echo',
+        Array.from({ length: 100 }, () => 'y'.repeat(2000)),
+      ),
+      grpc.status.INVALID_ARGUMENT,
+      /command line is \d+ bytes/,
+    );
+    await rejectsWith(
+      call((cb) => c1.executeCommand({ command: 'x', limits: { cpuPercent: 500 } }, cb)),
+      grpc.status.INVALID_ARGUMENT,
+      /above the configured maximum/,
+    );
+    await rejectsWith(
+      call((cb) => c1.executeCommand({ command: 'x', limits: { memoryMaxBytes: '0' } }, cb)),
+      grpc.status.INVALID_ARGUMENT,
+      /must be positive/,
+    );
+  });
+
+  it('executor refusals keep their meaning: too many jobs is RESOURCE_EXHAUSTED', async () => {
+    executor.maxConcurrent = executor.jobs.size;
+    try {
+      await rejectsWith(start(c1, 'true'), grpc.status.RESOURCE_EXHAUSTED);
+    } finally {
+      executor.maxConcurrent = 100;
+    }
+  });
+
+  it('GetOutStream sends everything from the first byte, tagged by stream, then live until the end', async () => {
+    const { id } = await start(c1, 'job');
+    const job = executor.jobs.get(id)!;
+    job.emit({ kind: 'data', stream: 'stdout', data: Buffer.from('one\n') });
+    job.emit({ kind: 'data', stream: 'stderr', data: Buffer.from('two\n') });
+    const stream = c1.getOutStream({ id });
+    const received: GetOutStreamResponse[] = [];
+    const done = (async () => {
+      for await (const m of stream as AsyncIterable<GetOutStreamResponse>) {
+        received.push(m);
+        if (received.length === 2) {
+          job.emit({ kind: 'data', stream: 'stdout', data: Buffer.from('three\n') });
+          job.emit({ kind: 'truncated' });
+          job.finish('exited', 0);
+        }
+      }
+    })();
+    await done;
+    assert.deepEqual(
+      received.map((m) =>
+        m.data ? `${m.data.stream}:${m.data.data.toString()}` : m.truncated ? 'truncated' : '?',
+      ),
+      ['STREAM_STDOUT:one\n', 'STREAM_STDERR:two\n', 'STREAM_STDOUT:three\n', 'truncated'],
+    );
+  });
+
+  it('a chunk larger than one message arrives split but byte-identical', async () => {
+    const { id } = await start(c1, 'big');
+    const job = executor.jobs.get(id)!;
+    const big = Buffer.alloc(3 * MAX_MESSAGE_DATA + 17);
+    for (let i = 0; i < big.length; i++) big[i] = (i * 31) & 0xff;
+    job.emit({ kind: 'data', stream: 'stdout', data: big });
+    job.finish('exited', 0);
+    const msgs = await collect(c1.getOutStream({ id }));
+    assert.ok(msgs.length >= 4);
+    assert.ok(msgs.every((m) => (m.data?.data.length ?? 0) <= MAX_MESSAGE_DATA));
+    assert.ok(Buffer.concat(msgs.map((m) => m.data!.data)).equals(big));
+  });
+
+  it('a client cancelling GetOutStream ends the server-side reader', async () => {
+    const { id } = await start(c1, 'forever');
+    const job = executor.jobs.get(id)!;
+    job.emit({ kind: 'data', stream: 'stdout', data: Buffer.from('x') });
+    const stream = c1.getOutStream({ id });
+    await new Promise<void>((resolve) =>
+      stream.once('data', () => {
+        resolve();
+      }),
+    );
+    const readers = (): number => job.readers;
+    assert.equal(readers(), 1);
+    stream.on('error', () => undefined);
+    stream.cancel();
+    const t0 = Date.now();
+    while (readers() > 0 && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(job.readers, 0, 'the executor output iterator was released');
+  });
+
+  it('StopExecution answers the final metadata', async () => {
+    const { id } = await start(c1, 'sleep');
+    const res = await call<{ execution: { status: string } | null }>((cb) =>
+      c1.stopExecution({ id }, cb),
+    );
+    assert.equal(res.execution?.status, 'EXECUTION_STATUS_STOPPED');
+  });
+
+  it('a TLS 1.2-only client is refused', async () => {
+    const c = pki.clients['client1']!;
+    const creds = grpc.credentials.createFromSecureContext(
+      tls.createSecureContext({ ca: pki.ca, cert: c.cert, key: c.key, maxVersion: 'TLSv1.2' }),
+    );
+    const old = new (loadJobExec().hostplane.jobexec.v1.JobExecutor)(address, creds);
+    try {
+      await rejectsWith(
+        call((cb) => old.listAllExecutions({}, cb)),
+        grpc.status.UNAVAILABLE,
+      );
+    } finally {
+      old.close();
+    }
+  });
+
+  it('a client without a certificate is refused', async () => {
+    const creds = grpc.credentials.createFromSecureContext(tls.createSecureContext({ ca: pki.ca }));
+    const anon = new (loadJobExec().hostplane.jobexec.v1.JobExecutor)(address, creds);
+    try {
+      await assert.rejects(call((cb) => anon.listAllExecutions({}, cb)));
+    } finally {
+      anon.close();
+    }
+  });
+
+  it('close() ends open output streams with UNAVAILABLE', async () => {
+    const { id } = await start(c1, 'forever');
+    const stream = c1.getOutStream({ id });
+    const result = collect(stream as AsyncIterable<GetOutStreamResponse>);
+    while (executor.jobs.get(id)!.readers === 0) await new Promise((r) => setTimeout(r, 5));
+    service.close();
+    await rejectsWith(result, grpc.status.UNAVAILABLE, /shutting down/);
+  });
+});
