@@ -104,9 +104,7 @@ describe('readOutput', () => {
       w.append(s, Buffer.from(`${i}:${'x'.repeat(i % 17)}`));
     }
     await w.end();
-    const want = merged(
-      parts.map(([s, d]) => ({ kind: 'data', stream: s, data: Buffer.from(d) })),
-    );
+    const want = merged(parts.map(([s, d]) => ({ kind: 'data', stream: s, data: Buffer.from(d) })));
     for (const bufferSize of [1, 4, 5, 6, 7, 13, 64, 4096]) {
       assert.deepEqual(
         merged(await collect(readOutput(p, null, { bufferSize }))),
