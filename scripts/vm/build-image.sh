@@ -30,6 +30,9 @@ done
 
 t0=$SECONDS
 mkdir -p "$CACHE"
+# One build at a time (two test runs may start together); waiting runs then find the cache.
+exec 9> "$CACHE/build.lock"
+flock 9
 script_hash=$(sha256sum "${BASH_SOURCE[0]}" | cut -c1-16)
 
 # A private apt configuration for $SUITE, to learn and fetch its kernel without touching the

@@ -50,6 +50,12 @@ async function main(): Promise<number> {
     destination: pino.destination({ fd: 2, sync: true }),
   });
   const runner = createRunner({ log, allow: [...VM_BINARIES] });
+  // Ctrl-C or a CI cancel stops qemu instead of leaving it running.
+  const stop = new AbortController();
+  for (const sig of ['SIGINT', 'SIGTERM'] as const)
+    process.once(sig, () => {
+      stop.abort();
+    });
   const t0 = Date.now();
   const image = await ensureImage({ runner, log });
   const buildMs = Date.now() - t0;
@@ -73,6 +79,7 @@ async function main(): Promise<number> {
       timeoutMs: Number(process.env['HOSTPLANE_VM_TIMEOUT_MS'] ?? 30 * 60_000),
       onOutput: (s) => process.stdout.write(s),
       keep: process.env['HOSTPLANE_VM_KEEP'] === '1',
+      signal: stop.signal,
     },
   );
   const wall = (result.wallMs / 1000).toFixed(1);
