@@ -1,0 +1,200 @@
+/*
+ * hostplane-nsinit: PID 1 of a job's or sandbox's PID namespace.
+ *
+ *   hostplane-nsinit [--cgroup DIR] [--lo] [--status-fd N] -- COMMAND [ARGS...]
+ *
+ * Why it exists: the kernel drops signals sent to a namespace's PID 1 unless PID 1 has a handler
+ * for them, so a user command running as PID 1 would never see the SIGTERM of a stop; and the job
+ * must be in its cgroup before the user's command runs, not moved there afterwards.
+ *
+ * Exit status: the command's code, or 128+signal when a signal ended it; 127 when COMMAND could
+ * not be executed; 125 when the init itself failed (usage, cgroup, loopback).
+ * Status fd: one line, "exited N", "signaled N" or "failed <strerror>".
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define EXIT_INIT 125
+#define EXIT_EXEC 127
+
+static const int forwarded[] = {SIGTERM, SIGINT,  SIGHUP,  SIGQUIT,
+                                SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT};
+#define NFORWARDED (sizeof(forwarded) / sizeof(forwarded[0]))
+
+static int status_fd = -1;
+
+static void die(const char *what, const char *arg) {
+  fprintf(stderr, "hostplane-nsinit: %s %s: %s\n", what, arg, strerror(errno));
+  exit(EXIT_INIT);
+}
+
+static void usage(const char *why) {
+  fprintf(stderr,
+          "hostplane-nsinit: %s\nusage: hostplane-nsinit [--cgroup DIR] [--lo] "
+          "[--status-fd N] -- COMMAND [ARGS...]\n",
+          why);
+  exit(EXIT_INIT);
+}
+
+/* Writes all of buf, retrying on EINTR and short writes; a gone reader is not our problem. */
+static void write_all(int fd, const char *buf, size_t len) {
+  while (len > 0) {
+    ssize_t n = write(fd, buf, len);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    buf += n;
+    len -= (size_t)n;
+  }
+}
+
+static void report(const char *fmt, const char *s, int n) {
+  char line[256];
+  int len;
+  if (status_fd < 0) return;
+  len = s != NULL ? snprintf(line, sizeof line, fmt, s) : snprintf(line, sizeof line, fmt, n);
+  if (len > 0) write_all(status_fd, line, (size_t)len < sizeof line ? (size_t)len : sizeof line - 1);
+}
+
+static void join_cgroup(const char *dir) {
+  char path[4096];
+  int fd;
+  if (snprintf(path, sizeof path, "%s/cgroup.procs", dir) >= (int)sizeof path) {
+    errno = ENAMETOOLONG;
+    die("joining cgroup", dir);
+  }
+  /* "0" means the writing process; children forked afterwards start inside the cgroup. */
+  fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) die("joining cgroup", dir);
+  if (write(fd, "0", 1) != 1) die("joining cgroup", dir);
+  if (close(fd) < 0) die("joining cgroup", dir);
+}
+
+static void loopback_up(void) {
+  struct ifreq ifr;
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) die("bringing up", "lo");
+  memset(&ifr, 0, sizeof ifr);
+  strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
+  if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0) die("bringing up", "lo");
+  ifr.ifr_flags |= IFF_UP;
+  if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) die("bringing up", "lo");
+  close(s);
+}
+
+/*
+ * The kernel only queues a signal for a namespace init when it is blocked or has a handler
+ * (sig_ignored() checks the blocked mask first); we block them and take them with sigwaitinfo.
+ * The empty handlers are a second guard for the moments the mask changes, and exec resets them
+ * in the child anyway.
+ */
+static void on_signal(int sig) { (void)sig; }
+
+int main(int argc, char **argv) {
+  const char *cgroup = NULL;
+  int lo = 0, i, errpipe[2];
+  sigset_t wait_set, old_set;
+  struct sigaction sa;
+  pid_t child;
+
+  for (i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--") == 0) { i++; break; }
+    if (strcmp(argv[i], "--lo") == 0) { lo = 1; continue; }
+    if (i + 1 >= argc) usage("missing value or COMMAND");
+    if (strcmp(argv[i], "--cgroup") == 0) { cgroup = argv[++i]; continue; }
+    if (strcmp(argv[i], "--status-fd") == 0) {
+      char *end;
+      long v = strtol(argv[++i], &end, 10);
+      if (*end != '\0' || v < 0 || v > 65535) usage("--status-fd needs a file descriptor");
+      status_fd = (int)v;
+      /* the user's command must not inherit it: our write is the only status */
+      if (fcntl(status_fd, F_SETFD, FD_CLOEXEC) < 0) die("using status fd", argv[i]);
+      continue;
+    }
+    usage("unknown option");
+  }
+  if (i >= argc) usage("missing -- COMMAND");
+
+  if (cgroup != NULL) join_cgroup(cgroup);
+  if (lo) loopback_up();
+
+  sigemptyset(&wait_set);
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  for (size_t k = 0; k < NFORWARDED; k++) {
+    sigaddset(&wait_set, forwarded[k]);
+    sigaction(forwarded[k], &sa, NULL);
+  }
+  sigaddset(&wait_set, SIGCHLD);
+  sigaction(SIGCHLD, &sa, NULL);
+  /* a status reader that went away must not kill PID 1 (and with it the whole namespace) */
+  signal(SIGPIPE, SIG_IGN);
+  if (sigprocmask(SIG_BLOCK, &wait_set, &old_set) < 0) die("blocking", "signals");
+
+  /* exec failures come back through a close-on-exec pipe: EOF means exec succeeded */
+  if (pipe2(errpipe, O_CLOEXEC) < 0) die("creating", "pipe");
+
+  child = fork();
+  if (child < 0) die("forking", argv[i]);
+  if (child == 0) {
+    sigset_t empty;
+    int err;
+    for (int s = 1; s < NSIG; s++) signal(s, SIG_DFL); /* fails harmlessly for KILL, STOP, RT */
+    sigemptyset(&empty);
+    sigprocmask(SIG_SETMASK, &empty, NULL);
+    close(errpipe[0]);
+    execvp(argv[i], &argv[i]);
+    err = errno;
+    fprintf(stderr, "hostplane-nsinit: starting %s: %s\n", argv[i], strerror(err));
+    write_all(errpipe[1], (const char *)&err, sizeof err);
+    _exit(EXIT_EXEC);
+  }
+  close(errpipe[1]);
+  {
+    int err = 0;
+    ssize_t n;
+    do n = read(errpipe[0], &err, sizeof err); while (n < 0 && errno == EINTR);
+    close(errpipe[0]);
+    if (n == (ssize_t)sizeof err) {
+      report("failed %s\n", strerror(err), 0);
+      waitpid(child, NULL, 0);
+      return EXIT_EXEC;
+    }
+  }
+
+  for (;;) {
+    siginfo_t info;
+    int sig = sigwaitinfo(&wait_set, &info);
+    if (sig < 0) continue; /* EINTR */
+    if (sig != SIGCHLD) {
+      kill(child, sig);
+      continue;
+    }
+    /* SIGCHLD coalesces: reap everything that is ready, orphans included (we are their init) */
+    for (;;) {
+      int st;
+      pid_t p = waitpid(-1, &st, WNOHANG);
+      if (p <= 0) break;
+      if (p != child) continue;
+      if (WIFSIGNALED(st)) {
+        report("signaled %d\n", NULL, WTERMSIG(st));
+        return 128 + WTERMSIG(st);
+      }
+      report("exited %d\n", NULL, WEXITSTATUS(st));
+      /* returning makes the kernel SIGKILL whatever is left in the namespace */
+      return WEXITSTATUS(st);
+    }
+  }
+}
