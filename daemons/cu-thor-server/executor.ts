@@ -141,6 +141,14 @@ export class Executor {
         `maxConcurrent must be ≥ 1, got ${o.maxConcurrent}`,
       );
     }
+    for (const [name, v] of [
+      ['maxOutputBytes', o.maxOutputBytes],
+      ['stopGraceMs', o.stopGraceMs],
+    ] as const) {
+      if (!Number.isSafeInteger(v) || v < 0) {
+        throw new ExecutorError('invalid_argument', `${name} must be a whole number ≥ 0, got ${v}`);
+      }
+    }
     checkLimitsShape(o.limits.defaults, 'default limits');
     checkLimitsShape(o.limits.max, 'maximum limits');
     checkLimitsShape(o.limits.total, 'total limits');

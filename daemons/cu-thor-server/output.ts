@@ -2,7 +2,7 @@
 // waits for readers, and read by any number of readers, each from byte 0 at its own pace.
 //
 // Record: 1 byte tag (1 stdout, 2 stderr, 3 truncated) + 4 bytes big-endian length + data.
-import { closeSync, openSync, writev, close as closeFd } from 'node:fs';
+import { closeSync, openSync, writev, writevSync, close as closeFd } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { Logger } from '../../shared/log/index.ts';
 import type { OutputChunk } from './types.ts';
@@ -13,6 +13,8 @@ export const TAG_TRUNCATED = 3;
 export const HEADER_BYTES = 5;
 /** data longer than this is split into several records, so records stay small for readers. */
 export const MAX_RECORD_DATA = 1 << 20;
+/** data pieces at least this big are yielded in place; smaller ones are joined with neighbours. */
+const ZERO_COPY_BYTES = 128 * 1024;
 /** what one reader reads at a time: its memory bound. */
 export const DEFAULT_READ_BUFFER = 256 * 1024;
 
@@ -42,6 +44,9 @@ export interface OutputWriterOptions {
   log: Logger;
   /** pause producers above this many queued bytes (default 8 MiB). */
   highWaterBytes?: number;
+  /** write on the main thread, batched once per event-loop turn (default) instead of through the
+   * libuv pool, where busy readers would queue ahead of the writer. */
+  syncWrites?: boolean;
 }
 
 /**
@@ -178,6 +183,13 @@ export class OutputWriter implements LiveOutput {
   #kick(): void {
     if (this.#queuedBytes > this.#high) this.#pressure(true);
     if (this.#writing || this.#queue.length === 0) return;
+    if (this.#opts.syncWrites !== false) {
+      this.#writing = true;
+      setImmediate(() => {
+        this.#writeSync();
+      });
+      return;
+    }
     // IOV_MAX is 1024 on Linux.
     const batch = this.#queue.splice(0, 1024);
     let bytes = 0;
@@ -212,6 +224,44 @@ export class OutputWriter implements LiveOutput {
       if (this.#queue.length > 0 && this.error === null) this.#kick();
       else this.#flushed();
     });
+  }
+
+  // Everything queued during this event-loop turn goes out in as few writev calls as possible.
+  #writeSync(): void {
+    this.#writing = false;
+    while (this.#queue.length > 0 && this.error === null) {
+      const batch = this.#queue.splice(0, 1024); // IOV_MAX
+      let bytes = 0;
+      for (const b of batch) bytes += b.length;
+      let written: number;
+      try {
+        written = writevSync(this.#fd, batch);
+      } catch (err) {
+        this.#fail(err as Error);
+        break;
+      }
+      this.#queuedBytes -= written;
+      this.committed += written;
+      if (written === 0 && bytes > 0) {
+        this.#fail(new Error('no progress writing (disk full?)'));
+        break;
+      }
+      if (written < bytes) {
+        // a short write (disk full or similar): retry the rest; a real error comes next time
+        let skip = written;
+        const rest: Buffer[] = [];
+        for (const b of batch) {
+          if (skip >= b.length) skip -= b.length;
+          else {
+            rest.push(skip > 0 ? b.subarray(skip) : b);
+            skip = 0;
+          }
+        }
+        this.#queue.unshift(...rest);
+      }
+    }
+    this.#wake();
+    this.#flushed();
   }
 
   #fail(err: Error): void {
@@ -302,6 +352,15 @@ export async function* readOutput(
       while (i < n) {
         if (remaining > 0) {
           const take = Math.min(remaining, n - i);
+          if (take >= ZERO_COPY_BYTES) {
+            // big enough alone: hand out the slice where it lies instead of moving it
+            closeRun();
+            chunks.push({ kind: 'data', stream, data: buf.subarray(i, i + take) });
+            out = runStart = i + take;
+            i += take;
+            remaining -= take;
+            continue;
+          }
           if (runStream !== stream) {
             closeRun();
             runStream = stream;
