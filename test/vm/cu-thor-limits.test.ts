@@ -15,7 +15,6 @@ import { Executor, type ExecutorOptions } from '../../daemons/cu-thor-server/exe
 import type { Command, JobLimits } from '../../daemons/cu-thor-server/types.ts';
 
 const ROOT = '/sys/fs/cgroup';
-const bin = async (name: string) => await Promise.resolve(findBinary(name));
 const avail = await cgroup2Available(ROOT);
 const skip = avail.ok ? false : `cgroup v2 not usable here: ${avail.reason ?? ''}`;
 
@@ -57,10 +56,10 @@ describe('job limits under cgroup v2', { skip }, () => {
     base = Cgroup.at(`/hostplane-test-cuthor-${randomUUID().slice(0, 8)}`, { root: ROOT });
     await base.create();
     stateDir = await mkdtemp(join(tmpdir(), 'cu-thor-vm-'));
-    const unshare = await bin('unshare');
+    const unshare = await findBinary('unshare');
     let nsinit = nsInitPath();
     if (!existsSync(nsinit)) {
-      nsinit = await ensureNsInit(createRunner({ log, allow: [await bin('gcc')] }));
+      nsinit = await ensureNsInit(createRunner({ log, allow: [await findBinary('gcc')] }));
     }
     opts = {
       runner: createRunner({ log, allow: [unshare] }),
@@ -173,7 +172,7 @@ describe('job limits under cgroup v2', { skip }, () => {
     await executor();
     const stray = Cgroup.at(`${base.rel}/jobs/${randomUUID()}`, { root: ROOT });
     await stray.create();
-    const sleep = await bin('sleep');
+    const sleep = await findBinary('sleep');
     const sleeper = createRunner({ log, allow: [sleep] }).spawn([sleep, '1000'], {
       stdio: ['ignore', 'ignore', 'ignore'],
     });

@@ -16,15 +16,10 @@ export interface Env {
   log: Logger;
 }
 
-/** findBinary, whether it answers now or later. */
-export async function binary(name: string): Promise<string> {
-  return await Promise.resolve(findBinary(name));
-}
-
 /** A runner allowed to start unshare (and node, for the crash fixture), and the built init. */
 export async function setupEnv(log: Logger = silentLogger()): Promise<Env> {
-  const unshare = await binary('unshare');
-  const gcc = await binary('gcc');
+  const unshare = await findBinary('unshare');
+  const gcc = await findBinary('gcc');
   const buildRunner = createRunner({ log, allow: [gcc] });
   const nsinit = await ensureNsInit(buildRunner);
   const node = process.execPath;
