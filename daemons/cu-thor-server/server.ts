@@ -1,0 +1,126 @@
+// cu-thor-server's lifecycle: build the executor and the mTLS gRPC server, bind, report READY,
+// reload certificates on demand, and drain on shutdown (see run()).
+import * as grpc from '@grpc/grpc-js';
+import type { Runner } from '../../shared/exec/types.ts';
+import type { Logger } from '../../shared/log/index.ts';
+import { loadJobExec } from '../../shared/proto/index.ts';
+import { listenAddress, toJobLimits, type Config } from './config.ts';
+import { readTlsFiles, ReloadableServerCredentials } from './credentials.ts';
+import { Executor } from './executor.ts';
+import { createJobExecutorService, REQUEST_BOUNDS, SERVER_CHANNEL_OPTIONS } from './service.ts';
+
+export interface ServerDeps {
+  config: Config;
+  log: Logger;
+  runner: Runner;
+  /** absolute paths of the namespace helpers the executor runs. */
+  nsinit: string;
+  unshare: string;
+  /** called once the listener is bound and the executor is ready; `status` is for STATUS=. */
+  ready(status: string): void;
+  /** registers the SIGHUP handler (certificate reload). */
+  onReload(fn: () => Promise<void>): void;
+  /** cgroup2 mount (tests); default /sys/fs/cgroup. */
+  cgroupRoot?: string;
+  /** the address actually bound (listen may say port 0). */
+  onListening?(address: string): void;
+}
+
+function bind(
+  server: grpc.Server,
+  address: string,
+  creds: grpc.ServerCredentials,
+): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(address, creds, (err, port) => {
+      if (err === null) resolve(port);
+      else reject(new Error(`binding gRPC listener ${address}: ${err.message}`, { cause: err }));
+    });
+  });
+}
+
+/** Bounded graceful shutdown of the gRPC server: refuse new calls, then force after `ms`. */
+function shutdown(server: grpc.Server, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, ms);
+    server.tryShutdown(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+/**
+ * Runs the daemon until `signal` aborts, then drains: no new calls, output streams end
+ * (UNAVAILABLE), running jobs are stopped like StopExecution does (SIGTERM, SIGKILL after
+ * stop_grace) so their metadata says how they ended, and in-flight calls get a bounded time.
+ */
+export async function run(deps: ServerDeps, signal: AbortSignal): Promise<void> {
+  const { config, log } = deps;
+  const executor = await Executor.create({
+    runner: deps.runner,
+    log,
+    stateDir: config.state_dir,
+    cgroup: {
+      mode: config.cgroup.require ? 'required' : 'optional',
+      ...(deps.cgroupRoot === undefined ? {} : { root: deps.cgroupRoot }),
+    },
+    limits: {
+      defaults: toJobLimits(config.limits.default),
+      max: toJobLimits(config.limits.max),
+      total: toJobLimits(config.limits.total),
+    },
+    maxConcurrent: config.max_concurrent,
+    stopGraceMs: config.stop_grace,
+    maxOutputBytes: config.max_output_bytes,
+    maxArgsBytes: REQUEST_BOUNDS.totalBytes,
+    nsinit: deps.nsinit,
+    unshare: deps.unshare,
+  });
+  const service = createJobExecutorService({ executor, log: log.child({ component: 'grpc' }) });
+  const server = new grpc.Server(SERVER_CHANNEL_OPTIONS);
+  server.addService(loadJobExec().hostplane.jobexec.v1.JobExecutor.service, service.handlers);
+  let closed = false;
+  try {
+    const credentials = new ReloadableServerCredentials(await readTlsFiles(config.tls));
+    deps.onReload(async () => {
+      credentials.update(await readTlsFiles(config.tls));
+      log.info({ files: config.tls }, 'tls certificates reloaded');
+    });
+    const port = await bind(server, listenAddress(config.listen), credentials);
+    const address = listenAddress({ host: config.listen.host, port });
+    log.info({ address, cgroups: executor.cgroupsEnabled }, 'listening');
+    deps.onListening?.(address);
+    const isolation = executor.cgroupsEnabled
+      ? 'cgroup v2 limits and namespaces'
+      : `namespaces only, NO resource limits (cgroup v2 not usable: ${executor.cgroupProblem ?? 'unknown'})`;
+    deps.ready(`listening on ${address}; jobs run with ${isolation}`);
+
+    if (!signal.aborted) {
+      await new Promise<void>((resolve) => {
+        signal.addEventListener(
+          'abort',
+          () => {
+            resolve();
+          },
+          { once: true },
+        );
+      });
+    }
+    log.info('draining: refusing new calls, ending output streams, stopping jobs');
+    const drained = shutdown(server, config.stop_grace + 5_000);
+    service.close();
+    await executor.close({ stopJobs: true });
+    await drained;
+    closed = true;
+  } finally {
+    if (!closed) {
+      service.close();
+      server.forceShutdown();
+      await executor.close();
+    }
+  }
+}
