@@ -131,10 +131,10 @@ export async function quickstart(o: QuickstartOptions): Promise<number> {
     serverErr += b.toString();
     log.write(b);
   });
-  let serverExited = false;
-  void server.exited.then(() => (serverExited = true));
+  const state = { serverExited: false };
+  void server.exited.then(() => (state.serverExited = true));
   const stopServer = async (): Promise<void> => {
-    if (!serverExited) server.kill('SIGTERM');
+    if (!state.serverExited) server.kill('SIGTERM');
     await server.exited;
     log.end();
   };
@@ -142,7 +142,7 @@ export async function quickstart(o: QuickstartOptions): Promise<number> {
   try {
     const deadline = Date.now() + 60_000;
     while (!(await portOpen(port))) {
-      if (serverExited) {
+      if (state.serverExited) {
         o.err.write(`quickstart: cu-thor-server exited before listening:\n${serverErr}`);
         return 1;
       }
