@@ -590,6 +590,8 @@ class Job implements Command {
   #host: HostRef | null = null;
   #stopRequested = false;
   #killSent = false;
+  /** the job's unshare has exited: nothing is left to signal (and its PIDs may be reused). */
+  #exited = false;
   #graceTimer: NodeJS.Timeout | null = null;
   #initPid: number | null = null;
   #stderrHead = '';
@@ -660,7 +662,7 @@ class Job implements Command {
 
   async #sendTerm(live: LiveParts): Promise<void> {
     const pid = await this.#findInit(live);
-    if (pid === null || !this.running) return;
+    if (pid === null || this.#exited) return;
     try {
       process.kill(pid, 'SIGTERM');
     } catch (err) {
@@ -670,7 +672,7 @@ class Job implements Command {
 
   async #escalate(): Promise<void> {
     const live = this.#live;
-    if (live === null || !this.running) return;
+    if (live === null || this.#exited) return;
     this.#killSent = true;
     this.#log.info('stop grace over: SIGKILL');
     if (live.cgroup !== null) {
@@ -723,6 +725,8 @@ class Job implements Command {
     void this.#recordHost(live);
 
     const exit = await spawned.exited;
+    this.#exited = true;
+    if (this.#graceTimer !== null) clearTimeout(this.#graceTimer);
     // Everything in the namespace is gone once unshare has reaped the init; the pipes then end.
     // Guard anyway against a pipe held open elsewhere.
     let timer: NodeJS.Timeout | undefined;
@@ -739,7 +743,6 @@ class Job implements Command {
     ]);
     clearTimeout(timer);
     const status = parseInitStatus(await statusText);
-    if (this.#graceTimer !== null) clearTimeout(this.#graceTimer);
 
     let oomKills = 0;
     const usage = { cpuUsec: null as number | null, memoryPeakBytes: null as number | null };

@@ -3,11 +3,12 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { Cgroup, cgroup2Available } from '../../shared/cgroup/index.ts';
+import { Cgroup } from '../../shared/cgroup/index.ts';
+import { BIN, spawnIn, testCgroup, vmSkipReason } from './helpers.ts';
 import { createRunner, findBinary } from '../../shared/exec/index.ts';
 import { silentLogger } from '../../shared/log/index.ts';
 import { ensureNsInit, nsInitPath } from '../../shared/ns/index.ts';
@@ -15,8 +16,7 @@ import { Executor, type ExecutorOptions } from '../../daemons/cu-thor-server/exe
 import type { Command, JobLimits } from '../../daemons/cu-thor-server/types.ts';
 
 const ROOT = '/sys/fs/cgroup';
-const avail = await cgroup2Available(ROOT);
-const skip = avail.ok ? false : `cgroup v2 not usable here: ${avail.reason ?? ''}`;
+const skip = await vmSkipReason();
 
 const log = silentLogger();
 const owner = 'vm-test';
@@ -49,12 +49,9 @@ async function waitForOutput(cmd: Command, text: string): Promise<void> {
   throw new Error(`job ended without printing ${text}`);
 }
 
-describe('job limits under cgroup v2', { skip }, () => {
+describe('job limits under cgroup v2', { skip, timeout: 10 * 60_000 }, () => {
   before(async () => {
-    // the root must hand these controllers down; inside the VM the root cgroup is ours to set
-    await writeFile(`${ROOT}/cgroup.subtree_control`, '+cpu +memory +io +pids');
-    base = Cgroup.at(`/hostplane-test-cuthor-${randomUUID().slice(0, 8)}`, { root: ROOT });
-    await base.create();
+    base = await testCgroup('cu-thor');
     stateDir = await mkdtemp(join(tmpdir(), 'cu-thor-vm-'));
     const unshare = await findBinary('unshare');
     let nsinit = nsInitPath();
@@ -172,11 +169,10 @@ describe('job limits under cgroup v2', { skip }, () => {
     await executor();
     const stray = Cgroup.at(`${base.rel}/jobs/${randomUUID()}`, { root: ROOT });
     await stray.create();
-    const sleep = await findBinary('sleep');
-    const sleeper = createRunner({ log, allow: [sleep] }).spawn([sleep, '1000'], {
-      stdio: ['ignore', 'ignore', 'ignore'],
-    });
-    await stray.moveProcess(sleeper.pid);
+    const sleeper = await spawnIn(createRunner({ log, allow: [BIN.sh, BIN.sleep] }), stray, [
+      BIN.sleep,
+      '1000',
+    ]);
     await executor(); // the restart
     assert.equal(existsSync(stray.path), false);
     const exit = await sleeper.exited;
