@@ -2,6 +2,9 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Executor } from '../../../daemons/cu-thor-server/executor.ts';
 import { ExecutorError } from '../../../daemons/cu-thor-server/types.ts';
 import {
@@ -106,6 +109,22 @@ describe('running a job', () => {
     );
     assert.ok(ex.list().length > 1);
     assert.equal(ex.cgroupsEnabled, false);
+  });
+});
+
+describe('cgroup mode', () => {
+  it('refuses to create an executor when cgroups are required but not usable', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'cu-thor-nocgroup-'));
+    await rejectsWith(
+      makeExecutor(env, { cgroup: { mode: 'required', root } }),
+      'unavailable',
+      /cgroup v2 is required but not usable: .*not a cgroup2 mount.*require = false/,
+    );
+  });
+
+  it('runs namespaces only when cgroups are optional, and says why', () => {
+    assert.equal(ex.cgroupsEnabled, false);
+    assert.match(ex.cgroupProblem ?? '', /not a cgroup2 mount/);
   });
 });
 
