@@ -8,7 +8,8 @@ import net from 'node:net';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { cgroup2Available } from '../shared/cgroup/index.ts';
-import { createRunner, type Runner, type Spawned } from '../shared/exec/index.ts';
+import { createRunner, findBinary, type Runner, type Spawned } from '../shared/exec/index.ts';
+import { ensureNsInit, nsInitPath } from '../shared/ns/index.ts';
 import { createLogger } from '../shared/log/index.ts';
 import { generateCerts } from './generate-certs.ts';
 
@@ -113,6 +114,9 @@ export async function quickstart(o: QuickstartOptions): Promise<number> {
     say(`generating development certificates in ${certDir} (RSA 4096 CA: a few seconds)`);
     await generateCerts({ out: certDir });
   }
+  // the daemon runs jobs under hostplane-nsinit; a checkout builds it from shared/ns/nsinit.c
+  const nsinit = await ensureNsInit(o.runner);
+  say(`job init: ${nsinit}`);
   const cg = await cgroup2Available();
   if (!cg.ok)
     say(`cgroup v2 not usable (${cg.reason ?? 'unknown'}): jobs run with namespaces only`);
@@ -229,7 +233,10 @@ async function main(): Promise<number> {
     port: values.port === undefined ? 0 : Number(values.port),
     out: process.stdout,
     err: process.stderr,
-    runner: createRunner({ log, allow: [process.execPath] }),
+    runner: createRunner({
+      log,
+      allow: [process.execPath, nsInitPath(), await findBinary('gcc').catch(() => '/usr/bin/gcc')],
+    }),
     signal: interrupted.signal,
   });
 }

@@ -18,8 +18,8 @@ export interface ServerDeps {
   unshare: string;
   /** called once the listener is bound and the executor is ready; `status` is for STATUS=. */
   ready(status: string): void;
-  /** registers the SIGHUP handler (certificate reload). */
-  onReload(fn: () => Promise<void>): void;
+  /** registers the SIGHUP handler: called with the new, valid config (certificate reload). */
+  onReload(fn: (next: Config) => Promise<void>): void;
   /** cgroup2 mount (tests); default /sys/fs/cgroup. */
   cgroupRoot?: string;
   /** the address actually bound (listen may say port 0). */
@@ -86,9 +86,10 @@ export async function run(deps: ServerDeps, signal: AbortSignal): Promise<void> 
   let closed = false;
   try {
     const credentials = new ReloadableServerCredentials(await readTlsFiles(config.tls));
-    deps.onReload(async () => {
-      credentials.update(await readTlsFiles(config.tls));
-      log.info({ files: config.tls }, 'tls certificates reloaded');
+    // only the TLS files take effect on reload; other keys need a restart
+    deps.onReload(async (next) => {
+      credentials.update(await readTlsFiles(next.tls));
+      log.info({ files: next.tls }, 'tls certificates reloaded');
     });
     const port = await bind(server, listenAddress(config.listen), credentials);
     const address = listenAddress({ host: config.listen.host, port });

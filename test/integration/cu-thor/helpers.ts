@@ -82,7 +82,7 @@ require = false
   const { log, records } = createMemoryLogger('cu-thor-server');
   const abort = new AbortController();
   let address = '';
-  let reload: () => Promise<void> = () => Promise.resolve();
+  let reload: (next: typeof config) => Promise<void> = () => Promise.resolve();
   let markReady: (status: string) => void = () => undefined;
   const ready = new Promise<string>((resolve) => (markReady = resolve));
   const done = run(
@@ -113,7 +113,7 @@ require = false
     status,
     log,
     records,
-    reload: () => reload(),
+    reload: () => reload(config),
     stop: async () => {
       abort.abort();
       await done;
