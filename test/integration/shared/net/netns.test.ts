@@ -117,7 +117,9 @@ describe('shared/net in a network namespace', { skip: root ? false : 'needs root
       await deps.runner.run([tools.ip, 'link', 'add', 'hp-probe', 'type', 'dummy']);
       await deps.runner.run([tools.ip, 'link', 'del', 'hp-probe']);
       dummyOk = true;
-    } catch {
+    } catch (err) {
+      // the test VM's Debian kernel has the module: there, missing dummy links are a failure
+      if (process.env['HOSTPLANE_IN_VM'] === '1') throw err;
       dummyOk = false;
     }
   });
