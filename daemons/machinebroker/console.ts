@@ -1,0 +1,326 @@
+// Local consoles behind a token URL: a sandboxed shell (under a PTY, or on plain pipes without a
+// TTY) and a VM serial console on a unix socket; and the bridge that carries one of them over a
+// v5.channel.k8s.io WebSocket.
+import net from 'node:net';
+import * as pty from 'node-pty';
+import type { WebSocket } from 'ws';
+import type { Runner } from '../../shared/exec/types.ts';
+import type { Logger } from '../../shared/log/index.ts';
+import { isolatedArgv } from '../../shared/ns/index.ts';
+import {
+  Channel,
+  decodeFrame,
+  encodeFrame,
+  encodeStatus,
+  parseResize,
+  type ExitStatus,
+  type TermSize,
+} from '../../shared/stream/index.ts';
+
+/** A running console, whatever is behind it. */
+export interface Console {
+  /** registers the receiver of output (channel 1 stdout or 2 stderr); call once, before input */
+  onOutput(fn: (channel: 1 | 2, data: Buffer) => void): void;
+  write(data: Buffer): void;
+  /** stdin EOF */
+  endInput(): void;
+  resize(size: TermSize): void;
+  /** stop reading output (the client is slow) until resume() */
+  pause(): void;
+  resume(): void;
+  /** how the console ended; never rejects */
+  readonly done: Promise<ExitStatus>;
+  /** ends the console now (the client went away) */
+  kill(): void;
+}
+
+export interface SandboxDeps {
+  runner: Runner;
+  /** absolute paths of util-linux unshare and hostplane-nsinit */
+  unshare: string;
+  nsinit: string;
+  /** util-linux setsid: gives a TTY sandbox its own session with the PTY as controlling terminal */
+  setsid: string;
+  term: string;
+}
+
+const SANDBOX_ENV = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/', LC_ALL: 'C.UTF-8' };
+
+/** The argv of a sandbox: `command` in new PID, mount and network namespaces (shared/ns). */
+export function sandboxArgv(deps: SandboxDeps, command: readonly string[]): string[] {
+  return isolatedArgv({
+    unshare: deps.unshare,
+    init: deps.nsinit,
+    pid: true,
+    mount: true,
+    net: true,
+    command: command[0]!,
+    args: command.slice(1),
+  });
+}
+
+/**
+ * A sandbox under a PTY. node-pty forks by itself rather than through the Runner (a PTY needs
+ * setsid and a controlling terminal, which the Runner cannot give); the argv is shared/ns's.
+ */
+export function openSandboxPty(
+  deps: SandboxDeps,
+  command: readonly string[],
+  size: TermSize,
+  log: Logger,
+): Console {
+  // Without a session of its own inside the namespace, an interactive shell finds the PTY's
+  // foreground group outside its PID namespace: no job control, and dash exits 2 on `exit N`.
+  const argv = sandboxArgv(deps, [deps.setsid, '--ctty', '--wait', ...command]);
+  // encoding null: node-pty hands out Buffers, so no UTF-8 sequence is split and re-encoded
+  const p = pty.spawn(argv[0]!, argv.slice(1), {
+    name: deps.term,
+    cols: size.cols,
+    rows: size.rows,
+    cwd: '/',
+    env: { ...SANDBOX_ENV, TERM: deps.term },
+    encoding: null,
+  });
+  log.info({ argv, pid: p.pid, tty: true }, 'sandbox started');
+  let sink: ((channel: 1 | 2, data: Buffer) => void) | undefined;
+  const early: Buffer[] = [];
+  p.onData((d: string | Buffer) => {
+    const b = typeof d === 'string' ? Buffer.from(d) : d;
+    if (sink === undefined) early.push(b);
+    else sink(1, b);
+  });
+  const done = new Promise<ExitStatus>((resolve) => {
+    p.onExit(({ exitCode, signal }) => {
+      log.info({ pid: p.pid, exitCode, signal }, 'sandbox ended');
+      resolve({
+        kind: 'exited',
+        code: signal !== undefined && signal > 0 ? 128 + signal : exitCode,
+      });
+    });
+  });
+  let ended = false;
+  return {
+    onOutput(fn) {
+      sink = fn;
+      for (const b of early.splice(0)) fn(1, b);
+    },
+    write(data) {
+      if (!ended) p.write(data); // node-pty writes Buffers as they are
+    },
+    endInput() {
+      // a terminal has no EOF of its own: the line discipline turns ^D into one
+      if (!ended) p.write('\x04');
+    },
+    resize(s) {
+      if (!ended) p.resize(s.cols, s.rows);
+    },
+    pause: () => {
+      p.pause();
+    },
+    resume: () => {
+      p.resume();
+    },
+    done: done.finally(() => (ended = true)),
+    kill() {
+      if (ended) return;
+      // unshare --kill-child: the namespace's init, and so every process in it, dies with unshare
+      try {
+        process.kill(p.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    },
+  };
+}
+
+/** A sandbox on plain pipes (no TTY): stdout and stderr stay apart, stdin EOF is real. */
+export function openSandboxPipes(
+  deps: SandboxDeps,
+  command: readonly string[],
+  log: Logger,
+): Console {
+  const argv = sandboxArgv(deps, command);
+  const child = deps.runner.spawn(argv, { env: SANDBOX_ENV });
+  log.info({ argv, pid: child.pid, tty: false }, 'sandbox started');
+  const stdin = child.stdin!;
+  stdin.on('error', () => undefined); // EPIPE after the command exited: nothing to tell anyone
+  const streams = [child.stdout!, child.stderr!] as const;
+  const outputsDone = Promise.all(
+    streams.map((s) => new Promise<void>((resolve) => s.once('close', resolve))),
+  );
+  const done = (async (): Promise<ExitStatus> => {
+    const { code, signal } = await child.exited;
+    await outputsDone;
+    log.info({ pid: child.pid, code, signal }, 'sandbox ended');
+    if (code !== null) return { kind: 'exited', code };
+    return { kind: 'exited', code: 128 + (signal === null ? 0 : signalNumber(signal)) };
+  })();
+  let ended = false;
+  void done.then(() => (ended = true));
+  return {
+    onOutput(fn) {
+      streams[0].on('data', (d: Buffer) => {
+        fn(1, d);
+      });
+      streams[1].on('data', (d: Buffer) => {
+        fn(2, d);
+      });
+    },
+    write(data) {
+      if (!stdin.writableEnded) stdin.write(data);
+    },
+    endInput() {
+      if (!stdin.writableEnded) stdin.end();
+    },
+    resize() {
+      // no terminal, nothing to size
+    },
+    pause: () => {
+      streams.forEach((s) => s.pause());
+    },
+    resume: () => {
+      streams.forEach((s) => s.resume());
+    },
+    done,
+    kill() {
+      if (!ended) child.kill('SIGKILL');
+    },
+  };
+}
+
+function signalNumber(sig: NodeJS.Signals): number {
+  return (
+    (
+      {
+        SIGHUP: 1,
+        SIGINT: 2,
+        SIGQUIT: 3,
+        SIGKILL: 9,
+        SIGPIPE: 13,
+        SIGTERM: 15,
+      } as Partial<Record<NodeJS.Signals, number>>
+    )[sig] ?? 0
+  );
+}
+
+/** A serial console on a unix socket (already connected: see connectSerial). */
+export function serialConsole(sock: net.Socket, path: string, log: Logger): Console {
+  const done = new Promise<ExitStatus>((resolve) => {
+    sock.once('close', () => {
+      log.info({ socket: path }, 'serial console closed');
+      resolve({ kind: 'error', message: `serial console ${path} closed` });
+    });
+  });
+  sock.on('error', (err) => {
+    log.warn({ socket: path, err: err.message }, 'serial console error');
+  });
+  return {
+    onOutput(fn) {
+      sock.on('data', (d: Buffer) => {
+        fn(1, d);
+      });
+    },
+    write(data) {
+      if (sock.writable) sock.write(data);
+    },
+    endInput() {
+      // a serial line has no EOF: the session lasts until the client leaves
+    },
+    resize() {
+      // a serial line has no size
+    },
+    pause: () => sock.pause(),
+    resume: () => sock.resume(),
+    done,
+    kill: () => sock.destroy(),
+  };
+}
+
+/** Connects to a serial console's unix socket. */
+export function connectSerial(path: string, timeoutMs = 5_000): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(path);
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new Error(`connecting to serial console ${path}: no answer within ${timeoutMs} ms`));
+    }, timeoutMs);
+    sock.once('connect', () => {
+      clearTimeout(timer);
+      resolve(sock);
+    });
+    sock.once('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      reject(
+        new Error(`connecting to serial console ${path}: ${err.code ?? err.message}`, {
+          cause: err,
+        }),
+      );
+    });
+  });
+}
+
+const HIGH_WATER = 1 << 20;
+const LOW_WATER = 1 << 18;
+
+/**
+ * Carries `con` over `ws` until either ends: input frames to the console, output to frames with
+ * backpressure, then the exit status on channel 3 and a normal close. A client that leaves kills
+ * the console. Resolves with the console's status.
+ */
+export function bridge(ws: WebSocket, con: Console, log: Logger): Promise<ExitStatus> {
+  let paused = false;
+  con.onOutput((channel, data) => {
+    if (ws.readyState !== ws.OPEN) return;
+    ws.send(encodeFrame(channel, data), (err) => {
+      if (err === undefined && paused && ws.bufferedAmount < LOW_WATER) {
+        paused = false;
+        con.resume();
+      }
+    });
+    if (!paused && ws.bufferedAmount > HIGH_WATER) {
+      paused = true;
+      con.pause();
+    }
+  });
+  ws.on('message', (msg: Buffer, isBinary: boolean) => {
+    let frame;
+    try {
+      frame = decodeFrame(isBinary ? msg : Buffer.from(msg));
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'dropping malformed exec message');
+      return;
+    }
+    switch (frame.channel) {
+      case Channel.stdin:
+        con.write(frame.data);
+        break;
+      case Channel.resize:
+        try {
+          con.resize(parseResize(frame.data));
+        } catch (err) {
+          log.warn({ err: (err as Error).message }, 'dropping malformed resize');
+        }
+        break;
+      case Channel.close:
+        if (frame.data[0] === Channel.stdin) con.endInput();
+        break;
+      case Channel.stdout:
+      case Channel.stderr:
+      case Channel.status:
+        break;
+    }
+  });
+  ws.on('error', (err) => {
+    log.debug({ err: err.message }, 'exec websocket error');
+  });
+  ws.once('close', () => {
+    con.kill();
+  });
+  return con.done.then((status) => {
+    if (ws.readyState === ws.OPEN) {
+      ws.send(encodeStatus(status));
+      ws.close(1000);
+    }
+    return status;
+  });
+}

@@ -1,0 +1,180 @@
+// The streaming server: token URLs on loopback. A token is taken (once) when its WebSocket upgrade
+// arrives; the session then runs against the machine's target. Unknown, used or expired → 404.
+import http, { type IncomingMessage } from 'node:http';
+import type net from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { ConnectionOptions } from 'node:tls';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { HttpError, sendError, sendSocketError, toHttpError } from '../../shared/http/errors.ts';
+import { proxyUpgrade } from '../../shared/http/proxy.ts';
+import {
+  execPath,
+  handleHealth,
+  requestUrl,
+  serverOptions,
+  SessionSet,
+} from '../../shared/http/server.ts';
+import type { Logger } from '../../shared/log/index.ts';
+import { V5_PROTOCOL, type TokenStore } from '../../shared/stream/index.ts';
+import type { MachineConfig, Target } from './config.ts';
+import {
+  bridge,
+  connectSerial,
+  openSandboxPipes,
+  openSandboxPty,
+  serialConsole,
+  type Console,
+  type SandboxDeps,
+} from './console.ts';
+import type { PendingExec } from './runtime.ts';
+
+export interface StreamingDeps {
+  store: TokenStore<PendingExec>;
+  machines: () => readonly MachineConfig[];
+  sandbox: SandboxDeps;
+  /** TLS client options (CA, certificate, key) of each upstream target, by machine id */
+  upstreamTls: () => ReadonlyMap<string, ConnectionOptions>;
+  log: Logger;
+}
+
+const TOKEN_PATH = /^\/exec\/([^/]+)$/;
+const DEFAULT_SIZE = { cols: 80, rows: 24 };
+
+/** The streaming HTTP server (not yet listening) and its open sessions. */
+export function createStreamingServer(deps: StreamingDeps): {
+  server: http.Server;
+  sessions: SessionSet;
+} {
+  const log = deps.log.child({ component: 'streaming' });
+  const sessions = new SessionSet();
+  const busySerial = new Set<string>();
+  const wss = new WebSocketServer({
+    noServer: true,
+    perMessageDeflate: false,
+    maxPayload: 1 << 20,
+    handleProtocols: (offered) => (offered.has(V5_PROTOCOL) ? V5_PROTOCOL : false),
+  });
+  const server = http.createServer(serverOptions());
+
+  server.on('request', (req, res) => {
+    if (handleHealth(req, res, () => server.listening)) return;
+    const isExec = TOKEN_PATH.test(requestUrl(req).pathname);
+    sendError(
+      res,
+      isExec
+        ? new HttpError(
+            'BadRequest',
+            `exec needs a WebSocket upgrade with subprotocol ${V5_PROTOCOL}`,
+          )
+        : new HttpError('NotFound', `no route ${requestUrl(req).pathname}`),
+    );
+  });
+
+  const upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): Promise<WebSocket> =>
+    new Promise((resolve) => {
+      wss.handleUpgrade(req, socket, head, resolve);
+    });
+
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', (err) => {
+      log.debug({ err: err.message }, 'client socket error');
+    });
+    sessions.add(socket);
+    void serve(req, socket, head).catch((err: unknown) => {
+      const e = toHttpError(err);
+      log.warn({ status: e.status, err: e.message }, 'exec refused');
+      sendSocketError(socket, e);
+    });
+  });
+
+  async function serve(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const m = TOKEN_PATH.exec(requestUrl(req).pathname);
+    if (m === null) throw new HttpError('NotFound', `no route ${requestUrl(req).pathname}`);
+    const offered = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((s) => s.trim());
+    if (!offered.includes(V5_PROTOCOL)) {
+      throw new HttpError('BadRequest', `exec needs WebSocket subprotocol ${V5_PROTOCOL}`);
+    }
+    const pending = deps.store.take(m[1]!);
+    if (pending === undefined)
+      throw new HttpError('NotFound', 'exec token unknown, used or expired');
+    const machine = deps.machines().find((x) => x.id === pending.machineId);
+    if (machine === undefined) {
+      throw new HttpError('NotFound', `exec: machine ${pending.machineId} is no longer configured`);
+    }
+    const slog = log.child({ machine: machine.id, target: machine.target.type });
+    const target: Target = machine.target;
+    switch (target.type) {
+      case 'sandbox': {
+        let con: Console;
+        try {
+          con = pending.tty
+            ? openSandboxPty(deps.sandbox, target.command, DEFAULT_SIZE, slog)
+            : openSandboxPipes(deps.sandbox, target.command, slog);
+        } catch (err) {
+          throw new HttpError(
+            'InternalError',
+            `starting sandbox of ${machine.id}: ${(err as Error).message}`,
+            {
+              cause: err,
+            },
+          );
+        }
+        if (socket.destroyed) {
+          con.kill();
+          return;
+        }
+        const ws = await upgrade(req, socket, head);
+        await bridge(ws, con, slog);
+        return;
+      }
+      case 'serial': {
+        if (busySerial.has(target.socket)) {
+          throw new HttpError(
+            'Conflict',
+            `serial console of machine ${machine.namespace}/${machine.name} is in use by another session`,
+          );
+        }
+        busySerial.add(target.socket);
+        try {
+          let sock: net.Socket;
+          try {
+            sock = await connectSerial(target.socket);
+          } catch (err) {
+            throw new HttpError('BadGateway', (err as Error).message, { cause: err });
+          }
+          if (socket.destroyed) {
+            sock.destroy();
+            return;
+          }
+          const ws = await upgrade(req, socket, head);
+          await bridge(ws, serialConsole(sock, target.socket, slog), slog);
+        } finally {
+          busySerial.delete(target.socket);
+        }
+        return;
+      }
+      case 'upstream': {
+        const tls = deps.upstreamTls().get(machine.id);
+        const url = new URL(
+          execPath({
+            namespace: target.namespace ?? machine.namespace,
+            name: target.name ?? machine.name,
+          }),
+          target.url,
+        );
+        url.searchParams.set('tty', String(pending.tty));
+        const outcome = await proxyUpgrade(
+          req,
+          socket,
+          head,
+          { url, ...(tls === undefined ? {} : { tls }), timeoutMs: target.timeout },
+          slog,
+        );
+        slog.info({ outcome: outcome.kind }, 'upstream exec session ended');
+        return;
+      }
+    }
+  }
+
+  return { server, sessions };
+}

@@ -1,0 +1,81 @@
+// Who is calling: the verified client certificate of a TLS connection (CN = user, O = groups),
+// and identity headers that only a trusted proxy's certificate may set.
+import type { IncomingHttpHeaders } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import { HttpError } from './errors.ts';
+
+/** An authenticated caller. */
+export interface Identity {
+  user: string;
+  groups: readonly string[];
+}
+
+/** Header a trusted proxy puts the end user in. */
+export const REMOTE_USER_HEADER = 'x-remote-user';
+/** Header a trusted proxy puts the end user's groups in (comma-separated). */
+export const REMOTE_GROUP_HEADER = 'x-remote-group';
+
+/**
+ * The identity of the peer's certificate; HttpError Unauthorized when there is none or the CA
+ * didn't sign it (the server runs with `rejectUnauthorized: false` so that it can say so in a body).
+ */
+export function certificateIdentity(socket: TLSSocket): Identity {
+  const cert = socket.getPeerCertificate();
+  if (Object.keys(cert).length === 0) {
+    throw new HttpError('Unauthorized', 'authenticating caller: no client certificate presented');
+  }
+  if (!socket.authorized) {
+    const why = String(socket.authorizationError);
+    throw new HttpError(
+      'Unauthorized',
+      `authenticating caller: client certificate rejected: ${why}`,
+    );
+  }
+  const cn = first(cert.subject.CN);
+  if (cn === undefined || cn === '') {
+    throw new HttpError('Unauthorized', 'authenticating caller: client certificate has no CN');
+  }
+  const o = cert.subject.O;
+  const groups = o === undefined ? [] : typeof o === 'string' ? [o] : o;
+  return { user: cn, groups: [...groups] };
+}
+
+function first(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/**
+ * The effective identity of a request: the end user named in the identity headers when the
+ * certificate belongs to one of `trustedProxies` (by CN), else the certificate's own identity.
+ * Identity headers from anyone else are refused rather than ignored, so a mistake is visible.
+ */
+export function requestIdentity(
+  socket: TLSSocket,
+  headers: IncomingHttpHeaders,
+  trustedProxies: readonly string[],
+): Identity & { via?: string } {
+  const peer = certificateIdentity(socket);
+  const user = headers[REMOTE_USER_HEADER];
+  const groupHeader = headers[REMOTE_GROUP_HEADER];
+  if (user === undefined && groupHeader === undefined) return peer;
+  if (!trustedProxies.includes(peer.user)) {
+    throw new HttpError(
+      'Forbidden',
+      `authenticating caller: ${peer.user} is not a trusted proxy and may not set ${REMOTE_USER_HEADER}`,
+    );
+  }
+  if (typeof user !== 'string' || user === '') {
+    throw new HttpError('Unauthorized', `authenticating caller: proxy ${peer.user} sent no user`);
+  }
+  const groups = (typeof groupHeader === 'string' ? groupHeader.split(',') : [])
+    .map((g) => g.trim())
+    .filter((g) => g !== '');
+  return { user, groups, via: peer.user };
+}
+
+/** Identity headers for the next hop. */
+export function identityHeaders(id: Identity): Record<string, string> {
+  const h: Record<string, string> = { [REMOTE_USER_HEADER]: id.user };
+  if (id.groups.length > 0) h[REMOTE_GROUP_HEADER] = id.groups.join(',');
+  return h;
+}

@@ -1,0 +1,204 @@
+// Proxies a WebSocket upgrade to the next hop of the exec chain, byte for byte: the upstream's
+// answer decides everything. A 101 splices the two sockets (frames pass untouched, so the hop
+// costs a socket copy and no WebSocket parsing); any other answer is relayed with its status,
+// Retry-After and body, so a 404 or 429 deep in the chain reaches the user as it was.
+// Errors on either socket end both and never escape (cf. node-http-proxy #1439, #1468).
+import http, { type IncomingMessage } from 'node:http';
+import https from 'node:https';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { ConnectionOptions } from 'node:tls';
+import type { Logger } from '../log/index.ts';
+import { HttpError, sendSocketError, writeRawResponse } from './errors.ts';
+import { REMOTE_GROUP_HEADER, REMOTE_USER_HEADER } from './identity.ts';
+
+/** Where and how to reach the next hop. */
+export interface Upstream {
+  /** http: or https: URL, path and query included. */
+  url: URL;
+  /** TLS client options for https: (CA, client certificate and key). */
+  tls?: ConnectionOptions;
+  /** headers set on the upstream request (identity of the end user, for one). */
+  headers?: Readonly<Record<string, string>>;
+  /** give up when the upstream has not answered the upgrade within this; default 10 s. */
+  timeoutMs?: number;
+}
+
+/** How a proxied session went. */
+export type ProxyOutcome =
+  | { kind: 'upgraded'; bytesUp: number; bytesDown: number }
+  | { kind: 'refused'; status: number }
+  | { kind: 'failed'; error: HttpError };
+
+// Headers that belong to one hop only, never forwarded as they are.
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'host',
+  REMOTE_USER_HEADER,
+  REMOTE_GROUP_HEADER,
+]);
+// Response headers worth relaying on a refused upgrade.
+const RELAYED = ['content-type', 'retry-after', 'www-authenticate'];
+const MAX_ERROR_BODY = 64 * 1024;
+
+/**
+ * Forwards the upgrade request `req` (whose socket is `client`, with `head` already read) to
+ * `up`; resolves when the session or the refusal is over. Never rejects.
+ */
+export function proxyUpgrade(
+  req: IncomingMessage,
+  client: Duplex,
+  head: Buffer,
+  up: Upstream,
+  log: Logger,
+): Promise<ProxyOutcome> {
+  return new Promise((resolve) => {
+    let settled = false;
+    const finish = (o: ProxyOutcome): void => {
+      if (!settled) {
+        settled = true;
+        resolve(o);
+      }
+    };
+    const headers: Record<string, string | string[]> = {};
+    for (const [k, v] of Object.entries(req.headers)) {
+      if (v !== undefined && !HOP_BY_HOP.has(k)) headers[k] = v;
+    }
+    Object.assign(headers, up.headers ?? {}, { connection: 'Upgrade', upgrade: 'websocket' });
+    headers['host'] = up.url.host;
+    const secure = up.url.protocol === 'https:';
+    const options: https.RequestOptions = {
+      method: req.method ?? 'GET',
+      hostname: up.url.hostname.replace(/^\[|\]$/g, ''),
+      port: up.url.port === '' ? (secure ? 443 : 80) : Number(up.url.port),
+      path: up.url.pathname + up.url.search,
+      headers,
+      agent: false,
+      ...(secure ? { minVersion: 'TLSv1.3' as const, ...up.tls } : {}),
+    };
+    const proxyReq = (secure ? https : http).request(options);
+    const target = `${up.url.protocol}//${up.url.host}`;
+
+    const fail = (error: HttpError): void => {
+      log.warn({ upstream: target, status: error.status, err: error.message }, 'exec proxy failed');
+      sendSocketError(client, error);
+      finish({ kind: 'failed', error });
+    };
+    const timer = setTimeout(() => {
+      proxyReq.destroy();
+      fail(
+        new HttpError(
+          'GatewayTimeout',
+          `proxying exec to ${target}: no answer within ${up.timeoutMs ?? 10_000} ms`,
+        ),
+      );
+    }, up.timeoutMs ?? 10_000);
+
+    // the client may leave before the upstream answers
+    const onClientGone = (): void => {
+      clearTimeout(timer);
+      proxyReq.destroy();
+      finish({ kind: 'failed', error: new HttpError('BadRequest', 'client went away') });
+    };
+    client.on('error', onClientGone);
+    client.once('close', onClientGone);
+
+    proxyReq.on('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      if (settled) return;
+      client.off('close', onClientGone);
+      fail(
+        new HttpError('BadGateway', `proxying exec to ${target}: ${err.code ?? err.message}`, {
+          cause: err,
+        }),
+      );
+    });
+
+    proxyReq.on('response', (res) => {
+      clearTimeout(timer);
+      client.off('close', onClientGone);
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (c: Buffer) => {
+        if (size < MAX_ERROR_BODY) chunks.push(c);
+        size += c.length;
+      });
+      res.on('error', () => res.destroy());
+      res.on('close', () => {
+        const relay: Record<string, string> = {};
+        for (const h of RELAYED) {
+          const v = res.headers[h];
+          if (typeof v === 'string') relay[h] = v;
+        }
+        const status = res.statusCode ?? 502;
+        writeRawResponse(client, status, relay, Buffer.concat(chunks).subarray(0, MAX_ERROR_BODY));
+        finish({ kind: 'refused', status });
+      });
+    });
+
+    proxyReq.on('upgrade', (res: IncomingMessage, upstream: Socket, upHead: Buffer) => {
+      clearTimeout(timer);
+      client.off('close', onClientGone);
+      client.off('error', onClientGone);
+      if (client.destroyed) {
+        upstream.destroy();
+        finish({ kind: 'failed', error: new HttpError('BadRequest', 'client went away') });
+        return;
+      }
+      const lines = [`HTTP/1.1 101 Switching Protocols`];
+      for (let i = 0; i + 1 < res.rawHeaders.length; i += 2) {
+        lines.push(`${res.rawHeaders[i]!}: ${res.rawHeaders[i + 1]!}`);
+      }
+      client.write(lines.join('\r\n') + '\r\n\r\n');
+      if (upHead.length > 0) client.write(upHead);
+      if (head.length > 0) upstream.write(head);
+      splice(client, upstream, (bytesUp, bytesDown) => {
+        finish({ kind: 'upgraded', bytesUp, bytesDown });
+      });
+    });
+
+    proxyReq.end();
+  });
+}
+
+/**
+ * Pipes a and b into each other. A close on one side ends the other once its pending writes are
+ * flushed (the last output and the status frame must arrive); an error destroys both.
+ */
+function splice(a: Duplex, b: Duplex, done: (aToB: number, bToA: number) => void): void {
+  for (const s of [a, b]) {
+    (s as Partial<Socket>).setNoDelay?.(true);
+    (s as Partial<Socket>).setTimeout?.(0);
+  }
+  let aToB = 0;
+  let bToA = 0;
+  a.on('data', (c: Buffer) => (aToB += c.length));
+  b.on('data', (c: Buffer) => (bToA += c.length));
+  a.pipe(b);
+  b.pipe(a);
+  let closed = 0;
+  const onClose = (other: Duplex) => (): void => {
+    closed += 1;
+    if (closed === 2) {
+      done(aToB, bToA);
+      return;
+    }
+    other.end();
+    // a peer that never closes its side must not hold the socket forever
+    setTimeout(() => other.destroy(), 5_000).unref();
+  };
+  const onError = (): void => {
+    a.destroy();
+    b.destroy();
+  };
+  a.on('error', onError);
+  b.on('error', onError);
+  a.once('close', onClose(b));
+  b.once('close', onClose(a));
+}

@@ -1,0 +1,157 @@
+// Server-side pieces the exec daemons share: limits every listener gets, the exec route,
+// /healthz and /readyz, bounded bodies, listening and closing.
+import type { IncomingMessage, Server, ServerOptions, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { HttpError } from './errors.ts';
+
+/** Limits of a listener (all have defaults). */
+export interface ServerLimits {
+  /** time to receive the request headers; default 10 s. */
+  headersTimeoutMs?: number;
+  /** time to receive a whole (non-upgrade) request; default 30 s. */
+  requestTimeoutMs?: number;
+  /** largest header block; default 16 KiB. */
+  maxHeaderSize?: number;
+}
+
+/** node:http(s) server options enforcing `limits`. */
+export function serverOptions(limits: ServerLimits = {}): ServerOptions {
+  return {
+    maxHeaderSize: limits.maxHeaderSize ?? 16 * 1024,
+    headersTimeout: limits.headersTimeoutMs ?? 10_000,
+    requestTimeout: limits.requestTimeoutMs ?? 30_000,
+    keepAliveTimeout: 5_000,
+  };
+}
+
+/** The machine a request path names, or undefined when it is not the exec route. */
+export interface ExecTarget {
+  namespace: string;
+  name: string;
+}
+
+const EXEC_PATH = /^\/apis\/compute\.ironcore\.dev\/namespaces\/([^/]+)\/machines\/([^/]+)\/exec$/;
+// RFC 1123 subdomain, as Kubernetes object names are
+const OBJECT_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+
+/** Parses the exec route; HttpError BadRequest for a malformed namespace or name. */
+export function parseExecPath(pathname: string): ExecTarget | undefined {
+  const m = EXEC_PATH.exec(pathname);
+  if (m === null) return undefined;
+  const namespace = decodeURIComponent(m[1]!);
+  const name = decodeURIComponent(m[2]!);
+  for (const [what, v] of [
+    ['namespace', namespace],
+    ['machine name', name],
+  ] as const) {
+    if (!OBJECT_NAME.test(v)) {
+      throw new HttpError(
+        'BadRequest',
+        `parsing exec path: ${what} ${JSON.stringify(v)} is not a valid name`,
+      );
+    }
+  }
+  return { namespace, name };
+}
+
+/** The exec route of machine `namespace/name`. */
+export function execPath(t: ExecTarget): string {
+  return `/apis/compute.ironcore.dev/namespaces/${encodeURIComponent(t.namespace)}/machines/${encodeURIComponent(t.name)}/exec`;
+}
+
+/** Whether the request asks for a TTY (`?tty=true` or `?tty=1`). */
+export function wantsTty(url: URL): boolean {
+  const v = url.searchParams.get('tty');
+  return v === 'true' || v === '1';
+}
+
+/** The request's URL (path and query), parsed. */
+export function requestUrl(req: IncomingMessage): URL {
+  return new URL(req.url ?? '/', 'http://request.invalid');
+}
+
+/** Answers /healthz (always 200 while serving) and /readyz (200 when `ready()`); false for other paths. */
+export function handleHealth(
+  req: IncomingMessage,
+  res: ServerResponse,
+  ready: () => boolean,
+): boolean {
+  const p = requestUrl(req).pathname;
+  if (p !== '/healthz' && p !== '/readyz') return false;
+  const ok = p === '/healthz' || ready();
+  const body = ok ? 'ok\n' : 'not ready\n';
+  res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain', 'content-length': body.length });
+  res.end(body);
+  return true;
+}
+
+/** Reads a request body of at most `max` bytes; HttpError PayloadTooLarge beyond. */
+export async function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > max) {
+    throw new HttpError('PayloadTooLarge', `reading request body: ${declared} bytes exceed ${max}`);
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > max) {
+      throw new HttpError('PayloadTooLarge', `reading request body: more than ${max} bytes`);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** Listens on `host:port` (port 0 picks one) and resolves to the bound address. */
+export function listen(server: Server, host: string, port: number): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => {
+      reject(new Error(`listening on ${host}:${port}: ${err.message}`, { cause: err }));
+    };
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve(server.address() as AddressInfo);
+    });
+  });
+}
+
+/** Tracks upgraded sockets so that a shutdown can end the sessions still open. */
+export class SessionSet {
+  readonly #sockets = new Set<Duplex>();
+  get size(): number {
+    return this.#sockets.size;
+  }
+  add(socket: Duplex): void {
+    this.#sockets.add(socket);
+    socket.once('close', () => this.#sockets.delete(socket));
+  }
+  destroyAll(): void {
+    for (const s of this.#sockets) s.destroy();
+  }
+}
+
+/**
+ * Stops accepting, waits up to `graceMs` for open sessions to end, then destroys what is left.
+ */
+export async function closeServer(
+  server: Server,
+  sessions: SessionSet,
+  graceMs: number,
+): Promise<void> {
+  const closed = new Promise<void>((resolve) =>
+    server.close(() => {
+      resolve();
+    }),
+  );
+  server.closeIdleConnections();
+  const deadline = Date.now() + graceMs;
+  while (sessions.size > 0 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  sessions.destroyAll();
+  server.closeAllConnections();
+  await closed;
+}

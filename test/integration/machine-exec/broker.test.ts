@@ -1,0 +1,187 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { rm } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
+import http from 'node:http';
+import * as grpc from '@grpc/grpc-js';
+import { silentLogger } from '../../../shared/log/index.ts';
+import {
+  createRuntimeClient,
+  NAME_LABEL,
+  NAMESPACE_LABEL,
+  type RuntimeClient,
+} from '../../../shared/stream/iri.ts';
+import { ExecRefusedError, connectExec } from '../../../shared/stream/client.ts';
+import { startBroker, type Broker } from '../../../daemons/machinebroker/broker.ts';
+import {
+  brokerConfig,
+  eventually,
+  openCollected,
+  pidsWith,
+  sandboxDeps,
+  tempDir,
+} from './helpers.ts';
+
+describe('machinebroker', () => {
+  let dir: string;
+  let broker: Broker;
+  let client: RuntimeClient;
+  let now = 1_000_000;
+
+  before(async () => {
+    dir = await tempDir('broker');
+    const config = brokerConfig(
+      dir,
+      `[streaming]\ntoken_ttl = "1m"\nmax_in_flight = 50\n` +
+        `[[machines]]\nid = "m1-id"\nnamespace = "default"\nname = "m1"\ntarget = { type = "sandbox" }\n` +
+        `[[machines]]\nid = "m2-id"\nnamespace = "other"\nname = "m2"\ntarget = { type = "sandbox", command = ["/bin/sh", "-c", "exit 7"] }\n`,
+    );
+    broker = await startBroker(config, {
+      log: silentLogger(),
+      sandbox: await sandboxDeps(),
+      clock: () => now,
+    });
+    client = createRuntimeClient(broker.socketPath);
+  });
+
+  after(async () => {
+    client.close();
+    await broker.close(100);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('serves the runtime on a unix socket with mode 0660', async () => {
+    const st = await stat(broker.socketPath);
+    assert.ok(st.isSocket());
+    assert.equal(st.mode & 0o777, 0o660);
+  });
+
+  it('lists machines with their namespace and name labels, filtered by selector', async () => {
+    const all = await client.listMachines({});
+    assert.deepEqual(all.map((m) => m.metadata?.id).sort(), ['m1-id', 'm2-id']);
+    const one = await client.listMachines({ [NAMESPACE_LABEL]: 'other', [NAME_LABEL]: 'm2' });
+    assert.deepEqual(
+      one.map((m) => m.metadata?.id),
+      ['m2-id'],
+    );
+  });
+
+  it('answers Exec with a loopback token URL', async () => {
+    const url = await client.exec('m1-id', false);
+    assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/exec\/[A-Za-z0-9_-]{43}$/);
+    assert.ok(url.startsWith(broker.streamingBase));
+  });
+
+  it('answers Exec of an unknown machine with NOT_FOUND', async () => {
+    await assert.rejects(
+      client.exec('nope', false),
+      (err: grpc.ServiceError) => err.code === grpc.status.NOT_FOUND,
+    );
+  });
+
+  it('runs piped stdin in a sandbox and reports exit status 0', async () => {
+    const s = await openCollected(await client.exec('m1-id', false));
+    s.session.write('echo hi; echo oops >&2\n');
+    s.session.closeStdin();
+    assert.deepEqual(await s.status, { kind: 'exited', code: 0 });
+    assert.equal(s.stdout(), 'hi\n');
+    assert.equal(s.stderr(), 'oops\n');
+  });
+
+  it('reports a non-zero exit status', async () => {
+    const s = await openCollected(await client.exec('m2-id', false));
+    assert.deepEqual(await s.status, { kind: 'exited', code: 7 });
+  });
+
+  it('runs the sandbox as PID 2 of its own PID namespace with only lo', async () => {
+    const s = await openCollected(await client.exec('m1-id', false));
+    s.session.write('echo pid=$$; cat /proc/net/dev; readlink /proc/1/ns/pid\n');
+    s.session.closeStdin();
+    await s.status;
+    assert.match(s.stdout(), /^pid=2$/m);
+    assert.doesNotMatch(s.stdout(), /eth0|ens|veth/);
+    const { readlink } = await import('node:fs/promises');
+    assert.notEqual(s.stdout().trim().split('\n').at(-1), await readlink('/proc/self/ns/pid'));
+  });
+
+  it('gives a TTY session a PTY whose size follows resize messages', async () => {
+    const s = await openCollected(await client.exec('m1-id', true));
+    s.session.resize({ cols: 123, rows: 45 });
+    s.session.write('stty size; echo MARK$((1+1))\n');
+    await s.waitFor('MARK2');
+    assert.match(s.stdout(), /45 123/);
+    s.session.resize({ cols: 90, rows: 30 });
+    s.session.write('stty size; exit 3\n');
+    const st = await s.status;
+    assert.match(s.stdout(), /30 90/, s.stdout());
+    assert.deepEqual(st, { kind: 'exited', code: 3 });
+    assert.match(s.stdout(), /30 90/, s.stdout());
+  });
+
+  it('answers a replayed token with 404', async () => {
+    const url = await client.exec('m1-id', false);
+    const first = await openCollected(url);
+    first.session.closeStdin();
+    await first.status;
+    await assert.rejects(
+      connectExec(url, { onOutput: () => undefined }),
+      (err: unknown) => err instanceof ExecRefusedError && err.status === 404,
+    );
+  });
+
+  it('answers an unknown token with 404', async () => {
+    await assert.rejects(
+      connectExec(`${broker.streamingBase}/exec/${'A'.repeat(43)}`, { onOutput: () => undefined }),
+      (err: unknown) =>
+        err instanceof ExecRefusedError && err.status === 404 && /token/.test(err.message),
+    );
+  });
+
+  it('answers an expired token with 404', async () => {
+    const url = await client.exec('m1-id', false);
+    now += 60_000;
+    await assert.rejects(
+      connectExec(url, { onOutput: () => undefined }),
+      (err: unknown) => err instanceof ExecRefusedError && err.status === 404,
+    );
+  });
+
+  it('answers a token URL without a WebSocket upgrade with 400 and keeps the token', async () => {
+    const url = await client.exec('m1-id', false);
+    const status = await new Promise<number>((resolve, reject) => {
+      http
+        .get(url, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        })
+        .on('error', reject);
+    });
+    assert.equal(status, 400);
+    const s = await openCollected(url);
+    s.session.closeStdin();
+    assert.deepEqual(await s.status, { kind: 'exited', code: 0 });
+  });
+
+  it('answers Exec with RESOURCE_EXHAUSTED once max_in_flight tokens are pending', async () => {
+    now += 120_000; // expire whatever earlier tests left
+    const urls: string[] = [];
+    for (let i = 0; i < 50; i++) urls.push(await client.exec('m1-id', false));
+    await assert.rejects(client.exec('m1-id', false), (err: grpc.ServiceError) => {
+      return (
+        err.code === grpc.status.RESOURCE_EXHAUSTED &&
+        err.metadata.get('retry-after-ms').length === 1
+      );
+    });
+    now += 60_000;
+    await client.exec('m1-id', false);
+  });
+
+  it('ends the console process when the client closes the session', async () => {
+    const marker = `sleep 98${process.pid % 1000}7`;
+    const s = await openCollected(await client.exec('m1-id', true));
+    s.session.write(`${marker}\n`);
+    await eventually(async () => (await pidsWith(marker)).length > 0, 10_000, 'the sleep to start');
+    s.session.close();
+    await eventually(async () => (await pidsWith(marker)).length === 0, 10_000, 'the sleep to end');
+  });
+});
