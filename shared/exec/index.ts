@@ -24,6 +24,8 @@ export const MAX_CAPTURE_BYTES = 64 * 1024 * 1024;
 const STDERR_HEAD_LINES = 5;
 const STDERR_HEAD_CHARS = 512;
 const LOG_ARGV_CHARS = 4096;
+/** how long run() waits for stdout/stderr to close once the process has exited. */
+const EXIT_DRAIN_MS = 2_000;
 
 export interface ExecErrorFields {
   argv: readonly string[];
@@ -192,13 +194,18 @@ function runOnce(
     }
     const timer =
       Number.isFinite(timeoutMs) && timeoutMs > 0
-        ? setTimeout(() => { killFor(() => (timedOut = true)); }, timeoutMs)
+        ? setTimeout(() => {
+            killFor(() => (timedOut = true));
+          }, timeoutMs)
         : undefined;
-    const onAbort = (): void => { killFor(() => (aborted = true)); };
+    const onAbort = (): void => {
+      killFor(() => (aborted = true));
+    };
     ro.signal?.addEventListener('abort', onAbort, { once: true });
 
     const finish = (): void => {
       settled = true;
+      clearTimeout(drainTimer);
       if (timer !== undefined) clearTimeout(timer);
       ro.signal?.removeEventListener('abort', onAbort);
     };
@@ -209,6 +216,15 @@ function runOnce(
       const reason = `cannot start: ${errText(err)}`;
       log.warn({ argv: logArgv(argv), error: reason, ms: elapsed(started) }, 'exec');
       reject(new ExecError(reason, notStarted(argv), { cause: err }));
+    });
+    // A grandchild that inherited stdout/stderr can keep them open after the child is gone:
+    // give the pipes a moment to drain after 'exit', then stop waiting for them.
+    let drainTimer: NodeJS.Timeout | undefined;
+    child.once('exit', () => {
+      drainTimer = setTimeout(() => {
+        child.stdout?.destroy();
+        child.stderr?.destroy();
+      }, EXIT_DRAIN_MS);
     });
     // 'close' (not 'exit'): all of stdout and stderr has been read by then
     child.once('close', (code: number | null, signal: NodeJS.Signals | null) => {
@@ -421,7 +437,12 @@ function errText(err: unknown): string {
 function describeStartFailure(argv: readonly string[], cwd: string | undefined): string {
   const probes: [string, () => void][] = [
     [argv[0]!, () => statSync(argv[0]!)],
-    [argv[0]!, () => { accessSync(argv[0]!, fsConstants.X_OK); }],
+    [
+      argv[0]!,
+      () => {
+        accessSync(argv[0]!, fsConstants.X_OK);
+      },
+    ],
   ];
   if (cwd !== undefined) probes.push([`cwd ${cwd}`, () => statSync(cwd)]);
   for (const [what, probe] of probes) {

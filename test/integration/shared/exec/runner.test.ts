@@ -26,7 +26,7 @@ function setup(opts: { defaultTimeoutMs?: number } = {}) {
   const { log, records } = createMemoryLogger();
   const runner = createRunner({
     log,
-    allow: [TRUE, FALSE, SLEEP, PRINTF, CAT, ENV, LS],
+    allow: [TRUE, FALSE, SLEEP, PRINTF, CAT, ENV, LS, SH],
     ...opts,
   });
   const audits = () => records.filter((r) => r['component'] === 'exec');
@@ -185,6 +185,15 @@ describe('createRunner().run', () => {
     const { runner } = setup();
     const r = await runner.run([PRINTF, '%s', '$(id); `id` | true > /tmp/x']);
     assert.equal(r.stdout, '$(id); `id` | true > /tmp/x');
+  });
+
+  it('returns soon after exit even when a grandchild keeps stdout open', async () => {
+    const { runner } = setup();
+    const t0 = Date.now();
+    // the background sleep inherits stdout and outlives the shell by ~3 s
+    const r = await runner.run([SH, '-c', 'sleep 3 & echo hi']);
+    assert.equal(r.stdout, 'hi\n');
+    assert.ok(Date.now() - t0 < 2_900, `took ${Date.now() - t0} ms`);
   });
 
   it('writes input to stdin and closes it', async () => {
