@@ -5,7 +5,7 @@ import { BIN, vmRunner, vmSkipReason } from './helpers.ts';
 
 const skip = await vmSkipReason();
 
-describe('cgroup delegation under systemd', { skip, timeout: 180_000 }, () => {
+describe('cgroup delegation under systemd', { skip, timeout: 600_000 }, () => {
   it('a Delegate=yes service moves itself to a leaf and can limit child cgroups', async () => {
     const runner = vmRunner();
     const unit = 'hp-delegate-probe';
@@ -26,7 +26,7 @@ describe('cgroup delegation under systemd', { skip, timeout: 180_000 }, () => {
         'tsx',
         'test/vm/delegate-probe.ts',
       ],
-      { timeoutMs: 150_000 },
+      { timeoutMs: 330_000 },
     );
     const found = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as Record<string, unknown>;
     assert.equal(found['base'], `/system.slice/${unit}.service`);
