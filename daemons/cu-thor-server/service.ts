@@ -1,7 +1,6 @@
 // The JobExecutor gRPC service: a thin layer over the Executor. It checks what the wire can get
 // wrong (ids, sizes, numbers), takes the owner from the client certificate's CN, answers another
 // owner's id exactly like an unknown one, and maps ExecutorError codes to gRPC status codes.
-import { once } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../../shared/log/index.ts';
 import type {
@@ -40,6 +39,9 @@ export const REQUEST_BOUNDS = {
   /** command and args together (the executor's own cap): well below ARG_MAX. */
   totalBytes: 128 * 1024,
 } as const;
+
+/** Output bytes one GetOutStream may have written but not yet sent; its memory bound. */
+export const MAX_PENDING_BYTES = 1024 * 1024;
 
 /** Output data bytes per stream message: small enough for any client's default 4 MiB cap. */
 export const MAX_MESSAGE_DATA = 1024 * 1024;
@@ -314,6 +316,23 @@ export function createJobExecutorService({ executor, log }: ServiceDeps): JobExe
     const state = { cancelled: false };
     // a function, so checks after an await are not narrowed away by the one before it.
     const stopped = (): boolean => abort.signal.aborted;
+    // grpc-js queues up to 16 messages per call before write() says stop; bound it in bytes
+    // instead (MAX_PENDING_BYTES), so 100 slow readers cannot pile up gigabytes in the server.
+    const queue = { bytes: 0, wake: null as (() => void) | null };
+    abort.signal.addEventListener('abort', () => queue.wake?.(), { once: true });
+    const send = async (msg: GetOutStreamResponseIn, bytes: number): Promise<void> => {
+      queue.bytes += bytes;
+      call.write(msg, () => {
+        queue.bytes -= bytes;
+        queue.wake?.();
+      });
+      while (queue.bytes > MAX_PENDING_BYTES && !stopped()) {
+        await new Promise<void>((resolve) => {
+          queue.wake = resolve;
+        });
+        queue.wake = null;
+      }
+    };
     const onCancel = (): void => {
       state.cancelled = true;
       abort.abort();
@@ -328,14 +347,14 @@ export function createJobExecutorService({ executor, log }: ServiceDeps): JobExe
       for await (const chunk of cmd.output({ signal: abort.signal })) {
         if (stopped()) break;
         if (chunk.kind === 'truncated') {
-          if (!call.write({ truncated: {} })) await drained(call, abort.signal);
+          await send({ truncated: {} }, 0);
           continue;
         }
         const stream = chunk.stream === 'stdout' ? 'STREAM_STDOUT' : 'STREAM_STDERR';
         for (let at = 0; at < chunk.data.length; at += MAX_MESSAGE_DATA) {
           const data = chunk.data.subarray(at, at + MAX_MESSAGE_DATA);
           // a slow reader pauses only its own file reader: the job writes to disk regardless.
-          if (!call.write({ data: { stream, data } })) await drained(call, abort.signal);
+          await send({ data: { stream, data } }, data.length);
           if (stopped()) break;
         }
       }
@@ -369,10 +388,4 @@ export function createJobExecutorService({ executor, log }: ServiceDeps): JobExe
 /** Ends a server stream with an error status (grpc-js sends the status on 'error'). */
 function fail(call: NodeJS.EventEmitter, status: Partial<grpc.StatusObject>): void {
   call.emit('error', status);
-}
-
-/** Resolves when the call can take more, or when `signal` aborts (cancel, shutdown). */
-async function drained(call: NodeJS.EventEmitter, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return;
-  await once(call, 'drain', { signal }).catch(() => undefined);
 }
