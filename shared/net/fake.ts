@@ -61,7 +61,8 @@ export class FakeNetRunner implements Runner {
       if (!okCodes.includes(0)) throw new FakeFailure(0, '');
       return Promise.resolve({ argv, code: 0, signal: null, stdout, stderr: '', durationMs: 0 });
     } catch (err) {
-      if (!(err instanceof FakeFailure)) return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+      if (!(err instanceof FakeFailure))
+        return Promise.reject(err instanceof Error ? err : new Error(String(err)));
       if (opts.okCodes?.includes(err.code) === true && err.code !== 0) {
         return Promise.resolve({
           argv,
