@@ -151,6 +151,14 @@ require = false
         `ratio ${ratio.toFixed(2)}, target ≤ 1.5x bare + 2 ms = ${(1.5 * median(bare) + 2).toFixed(1)} ms`,
     );
 
+    const hwm = async (): Promise<string> => {
+      const st = await readFile(`/proc/${server.pid}/status`, 'utf8');
+      const kb = Number(/VmHWM:\s+(\d+) kB/.exec(st)?.[1]);
+      const rss = Number(/VmRSS:\s+(\d+) kB/.exec(st)?.[1]);
+      return `server RSS now ${(rss / 1024).toFixed(0)} MB, peak so far ${(kb / 1024).toFixed(0)} MB`;
+    };
+    console.log(`  (${await hwm()})`);
+
     // --- one reader, following a job that prints BYTES
     {
       const e = await client.execute({ command: 'head', args: ['-c', String(BYTES), '/dev/zero'] });
@@ -160,6 +168,7 @@ require = false
       console.log(
         `1 reader: ${(n / 1e6).toFixed(0)} MB in ${(ms / 1000).toFixed(2)} s = ${mb(n, ms)} MB/s`,
       );
+      console.log(`  (${await hwm()})`);
     }
 
     // --- READERS readers at once on one job printing READERS_BYTES, over a few channels
@@ -189,8 +198,10 @@ require = false
     client.close();
 
     const status = await readFile(`/proc/${server.pid}/status`, 'utf8');
-    const hwm = /VmHWM:\s+(\d+) kB/.exec(status)?.[1];
-    console.log(`server peak RSS (VmHWM): ${(Number(hwm) / 1024).toFixed(0)} MB (target ≤ 150 MB)`);
+    const peak = /VmHWM:\s+(\d+) kB/.exec(status)?.[1];
+    console.log(
+      `server peak RSS (VmHWM): ${(Number(peak) / 1024).toFixed(0)} MB (target ≤ 150 MB)`,
+    );
   } finally {
     server.kill('SIGTERM');
     await server.exited;
