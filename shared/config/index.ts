@@ -169,10 +169,9 @@ function describeIssue(issue: z.core.$ZodIssue, raw: unknown): ConfigIssue[] {
   let message: string;
   if (issue.code === 'invalid_type') {
     const got = valueAt(raw, path);
-    message =
-      !got.found
-        ? `required key is missing (expected ${issue.expected})`
-        : `expected ${issue.expected}, got ${typeName(got.value)}`;
+    message = !got.found
+      ? `required key is missing (expected ${issue.expected})`
+      : `expected ${issue.expected}, got ${typeName(got.value)}`;
   } else {
     message = lowerFirst(issue.message.replace(/^Invalid input: /, ''));
   }

@@ -1,5 +1,7 @@
 // Reusable zod types for hostplane config files. Each one accepts what an operator writes in TOML
 // and outputs the value the daemon uses (milliseconds, bytes, a parsed host:port...).
+// Defaults: zod 4's `.default(v)` takes the OUTPUT and skips the transform, so write
+// `duration().default(10_000)` or, in the operator's notation, `duration().prefault('10s')`.
 import { isIP } from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
