@@ -1,0 +1,234 @@
+// The webhook's HTTPS server: one POST route for AdmissionReviews, /healthz and /readyz, bounded
+// bodies and header timeouts, JSON errors with a status that means what it says.
+import { createServer, type Server } from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { SecureContextOptions } from 'node:tls';
+import { HttpError, sendError, toHttpError } from '../../shared/http/errors.ts';
+import { serverOptions } from '../../shared/http/server.ts';
+import type { Logger } from '../../shared/log/index.ts';
+import { admit, BadReviewError } from './mutate.ts';
+
+export const WEBHOOK_PATH = '/webhook/pod-apiserver-env';
+/** Largest AdmissionReview accepted: a Pod is at most ~1.5 MiB in etcd, the review adds little. */
+export const MAX_BODY_BYTES = 4 * 1024 * 1024;
+
+export interface WebhookServerOptions {
+  fqdn: string;
+  log: Logger;
+  /** key, cert (and ca for client verification), from readCertificates */
+  tls: SecureContextOptions;
+  /** require and verify client certificates against `tls.ca` */
+  requireClientCert: boolean;
+  host: string;
+  port: number;
+  maxBodyBytes?: number;
+  headersTimeoutMs?: number;
+  requestTimeoutMs?: number;
+}
+
+/** A listening webhook. */
+export interface WebhookServer {
+  server: Server;
+  port: number;
+  /** new certificate (and client CA) for the handshakes from now on */
+  setCertificates(tls: SecureContextOptions): void;
+  close(): Promise<void>;
+}
+
+/** Starts the HTTPS listener; resolves once it accepts connections. */
+export async function startWebhook(o: WebhookServerOptions): Promise<WebhookServer> {
+  const handler = webhookHandler({
+    fqdn: o.fqdn,
+    log: o.log,
+    maxBodyBytes: o.maxBodyBytes ?? MAX_BODY_BYTES,
+  });
+  const server = createServer(
+    {
+      ...serverOptions({
+        ...(o.headersTimeoutMs === undefined ? {} : { headersTimeoutMs: o.headersTimeoutMs }),
+        ...(o.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: o.requestTimeoutMs }),
+      }),
+      ...o.tls,
+      requestCert: o.requireClientCert,
+      rejectUnauthorized: o.requireClientCert,
+      // how often headersTimeout/requestTimeout are enforced (node's default is every 30 s)
+      connectionsCheckingInterval: 1000,
+    },
+    handler,
+  );
+  server.on('tlsClientError', (err) => {
+    o.log.debug({ err: err.message }, 'tls handshake failed');
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    const where = `${o.host === '' ? '*' : o.host}:${o.port}`;
+    const onError = (err: Error): void => {
+      reject(new Error(`listening on ${where}: ${err.message}`, { cause: err }));
+    };
+    server.once('error', onError);
+    const done = (): void => {
+      server.off('error', onError);
+      resolve((server.address() as AddressInfo).port);
+    };
+    // no host: every address, IPv6 and IPv4
+    if (o.host === '') server.listen(o.port, done);
+    else server.listen(o.port, o.host, done);
+  });
+  return {
+    server,
+    port,
+    setCertificates(tls) {
+      server.setSecureContext(tls);
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => {
+          resolve();
+        });
+        server.closeIdleConnections();
+        // requests in flight are short; a stuck one must not hold the stop up
+        setTimeout(() => {
+          server.closeAllConnections();
+        }, 2000).unref();
+      }),
+  };
+}
+
+/** The request handler (exported for tests that drive it without TLS). */
+export function webhookHandler(o: {
+  fqdn: string;
+  log: Logger;
+  maxBodyBytes: number;
+}): (req: IncomingMessage, res: ServerResponse) => void {
+  const log = o.log.child({ component: 'webhook' });
+  return (req, res) => {
+    const path = (req.url ?? '/').split('?', 1)[0];
+    if (path === '/healthz' || path === '/readyz') {
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        reply(res, methodNotAllowed('GET, HEAD', req.method), true);
+        return;
+      }
+      // ready = listening: the server only exists once its certificate loaded
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': 3 });
+      res.end('ok\n');
+      return;
+    }
+    if (path !== WEBHOOK_PATH) {
+      reply(res, new HttpError('NotFound', `no route for ${path ?? '/'}`), true);
+      return;
+    }
+    if (req.method !== 'POST') {
+      reply(res, methodNotAllowed('POST', req.method), true);
+      return;
+    }
+    const type = (req.headers['content-type'] ?? '').split(';', 1)[0]!.trim().toLowerCase();
+    if (type !== 'application/json') {
+      reply(
+        res,
+        new HttpError(
+          'BadRequest',
+          `content-type ${JSON.stringify(type)}: expected application/json`,
+        ),
+        true,
+      );
+      return;
+    }
+    readBounded(req, o.maxBodyBytes).then(
+      (body) => {
+        let review: unknown;
+        try {
+          review = JSON.parse(body.toString('utf8'));
+        } catch (err) {
+          reply(
+            res,
+            new HttpError('BadRequest', `parsing AdmissionReview: ${(err as Error).message}`),
+          );
+          return;
+        }
+        try {
+          const out = admit(review, o.fqdn);
+          const json = JSON.stringify(out);
+          res.writeHead(200, {
+            'content-type': 'application/json',
+            'content-length': Buffer.byteLength(json),
+          });
+          res.end(json);
+          log.debug(
+            { uid: out.response.uid, patched: out.response.patch !== undefined },
+            'admitted',
+          );
+        } catch (err) {
+          if (err instanceof BadReviewError) {
+            reply(res, new HttpError('BadRequest', `reading AdmissionReview: ${err.message}`));
+          } else {
+            log.error({ err: String(err) }, 'admitting failed');
+            reply(res, toHttpError(err));
+          }
+        }
+      },
+      (err: unknown) => {
+        reply(res, toHttpError(err));
+      },
+    );
+  };
+}
+
+/** Answers with `err`; when the request body was not read, the connection closes after it. */
+function reply(res: ServerResponse, err: HttpError, bodyUnread = false): void {
+  if (bodyUnread && hasBody(res.req)) res.setHeader('connection', 'close');
+  sendError(res, err);
+}
+
+function hasBody(req: IncomingMessage): boolean {
+  const len = req.headers['content-length'];
+  return (len !== undefined && len !== '0') || req.headers['transfer-encoding'] !== undefined;
+}
+
+function methodNotAllowed(allow: string, method: string | undefined): HttpError {
+  return new HttpError('MethodNotAllowed', `method ${method ?? '?'} not allowed: use ${allow}`, {
+    headers: { allow },
+  });
+}
+
+/**
+ * The request body, at most `max` bytes. Past the bound it rejects with 413 and the connection is
+ * closed after the answer: the rest of the body is never read.
+ */
+function readBounded(req: IncomingMessage, max: number): Promise<Buffer> {
+  const tooLarge = (what: string): HttpError =>
+    new HttpError('PayloadTooLarge', `reading AdmissionReview: ${what} exceed ${max} bytes`, {
+      headers: { connection: 'close' },
+    });
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > max) return Promise.reject(tooLarge(`${declared} bytes`));
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > max) {
+        cleanup();
+        req.pause();
+        reject(tooLarge('more than that'));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = (): void => {
+      cleanup();
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+    };
+    const onError = (err: Error): void => {
+      cleanup();
+      reject(new HttpError('BadRequest', `reading request body: ${err.message}`, { cause: err }));
+    };
+    const cleanup = (): void => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+  });
+}

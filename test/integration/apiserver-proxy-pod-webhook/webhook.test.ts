@@ -1,0 +1,440 @@
+// The pod webhook over real TLS on 127.0.0.1:0: patches applied and checked, every bad input,
+// certificate rotation without restart, client-CA enforcement, header timeout.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
+import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { request, type RequestOptions } from 'node:https';
+import { connect, type PeerCertificate } from 'node:tls';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import jsonpatch from 'fast-json-patch';
+import { createMemoryLogger, silentLogger } from '../../../shared/log/index.ts';
+import { runWebhook } from '../../../daemons/apiserver-proxy-pod-webhook/run.ts';
+import {
+  webhookSchema,
+  type WebhookConfig,
+} from '../../../daemons/apiserver-proxy-pod-webhook/config.ts';
+import { startWebhook, WEBHOOK_PATH } from '../../../daemons/apiserver-proxy-pod-webhook/server.ts';
+import type { WebhookServer } from '../../../daemons/apiserver-proxy-pod-webhook/server.ts';
+import { makePki } from '../../unit/daemons/cu-thor-server/tls-fixture.ts';
+
+const FQDN = 'api.example.com.';
+
+interface Res {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+function call(
+  port: number,
+  ca: string | string[],
+  opts: RequestOptions & { body?: string | Buffer } = {},
+): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        ca,
+        servername: 'localhost',
+        method: 'POST',
+        path: WEBHOOK_PATH,
+        agent: false,
+        ...opts,
+        headers: {
+          'content-type': 'application/json',
+          ...(opts.headers as Record<string, string>),
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks).toString('utf8'),
+          });
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+/** The certificate the server presents now (which one is the question, not whether it is trusted). */
+function servedCert(port: number): Promise<PeerCertificate> {
+  return new Promise((resolve, reject) => {
+    const s = connect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => {
+      const cert = s.getPeerCertificate();
+      s.end();
+      resolve(cert);
+    });
+    s.on('error', reject);
+  });
+}
+
+function review(object: unknown, uid = 'e911857d-c318-11e8-bbad-025000000001'): string {
+  return JSON.stringify({
+    apiVersion: 'admission.k8s.io/v1',
+    kind: 'AdmissionReview',
+    request: {
+      uid,
+      kind: { group: '', version: 'v1', kind: 'Pod' },
+      resource: { group: '', version: 'v1', resource: 'pods' },
+      operation: 'CREATE',
+      object,
+    },
+  });
+}
+
+const POD = {
+  apiVersion: 'v1',
+  kind: 'Pod',
+  metadata: { name: 'web', namespace: 'default' },
+  spec: {
+    initContainers: [{ name: 'init', image: 'busybox' }],
+    containers: [
+      { name: 'app', image: 'nginx', env: [{ name: 'A', value: '1' }] },
+      { name: 'side', image: 'x', env: [{ name: 'KUBERNETES_SERVICE_HOST', value: 'keep.me' }] },
+    ],
+  },
+};
+
+async function certDir(files: Record<string, string>): Promise<string> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'hp-webhook-'));
+  for (const [name, text] of Object.entries(files)) await writeFile(path.join(dir, name), text);
+  return dir;
+}
+
+/** Starts runWebhook in-process; resolves once it listens. */
+async function start(
+  cfg: Partial<Record<keyof WebhookConfig, unknown>>,
+  onCertificates?: (err: Error | null) => void,
+): Promise<{ web: WebhookServer; stop: () => Promise<void>; reload: () => Promise<void> }> {
+  const config = webhookSchema.parse({ apiserver_fqdn: FQDN, host: '127.0.0.1', port: 0, ...cfg });
+  const ac = new AbortController();
+  let web: WebhookServer | undefined;
+  let reload: (() => Promise<void>) | undefined;
+  let stopped: Promise<void> = Promise.resolve();
+  const listening = new Promise<void>((resolve, reject) => {
+    const done = runWebhook({
+      config,
+      log: silentLogger(),
+      signal: ac.signal,
+      ready: () => {
+        resolve();
+      },
+      onReload: (fn) => {
+        reload = () => fn(config);
+      },
+      onListening: (w) => {
+        web = w;
+      },
+      ...(onCertificates ? { onCertificates } : {}),
+    });
+    done.catch(reject);
+    stopped = done;
+  });
+  await listening;
+  return {
+    web: web!,
+    reload: reload!,
+    stop: async () => {
+      ac.abort();
+      await stopped;
+    },
+  };
+}
+
+describe('apiserver-proxy-pod-webhook over TLS', () => {
+  const pki = makePki(['apiserver']);
+  let dir: string;
+  let srv: Awaited<ReturnType<typeof start>>;
+
+  before(async () => {
+    dir = await certDir({ 'tls.crt': pki.server.cert, 'tls.key': pki.server.key });
+    srv = await start({ cert_dir: dir });
+  });
+  after(async () => {
+    await srv.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('answers a Pod review with the same uid, apiVersion and kind, and a patch that applies cleanly', async () => {
+    const res = await call(srv.web.port, pki.ca, { body: review(POD) });
+    assert.equal(res.status, 200);
+    assert.match(String(res.headers['content-type']), /^application\/json/);
+    const out = JSON.parse(res.body) as {
+      apiVersion: string;
+      kind: string;
+      response: { uid: string; allowed: boolean; patchType?: string; patch?: string };
+    };
+    assert.equal(out.apiVersion, 'admission.k8s.io/v1');
+    assert.equal(out.kind, 'AdmissionReview');
+    assert.equal(out.response.uid, 'e911857d-c318-11e8-bbad-025000000001');
+    assert.equal(out.response.allowed, true);
+    assert.equal(out.response.patchType, 'JSONPatch');
+    const ops = JSON.parse(
+      Buffer.from(out.response.patch!, 'base64').toString(),
+    ) as jsonpatch.Operation[];
+    const patched = jsonpatch.applyPatch(structuredClone(POD), ops, true, false).newDocument;
+    const host = { name: 'KUBERNETES_SERVICE_HOST', value: FQDN };
+    assert.deepEqual(patched.spec, {
+      initContainers: [{ name: 'init', image: 'busybox', env: [host] }],
+      containers: [
+        { name: 'app', image: 'nginx', env: [{ name: 'A', value: '1' }, host] },
+        { name: 'side', image: 'x', env: [{ name: 'KUBERNETES_SERVICE_HOST', value: 'keep.me' }] },
+      ],
+    });
+  });
+
+  it('sends no patch for a pod that already has the variable everywhere', async () => {
+    const pod = { ...POD, spec: { containers: [POD.spec.containers[1]] } };
+    const res = await call(srv.web.port, pki.ca, { body: review(pod) });
+    assert.equal(res.status, 200);
+    const out = JSON.parse(res.body) as { response: Record<string, unknown> };
+    assert.deepEqual(Object.keys(out.response).sort(), ['allowed', 'uid']);
+  });
+
+  it('answers /healthz and /readyz', async () => {
+    for (const p of ['/healthz', '/readyz']) {
+      const res = await call(srv.web.port, pki.ca, { method: 'GET', path: p });
+      assert.equal(res.status, 200, p);
+    }
+  });
+
+  const bad: {
+    name: string;
+    opts: RequestOptions & { body?: string | Buffer };
+    status: number;
+    re: RegExp;
+  }[] = [
+    { name: 'non-JSON', opts: { body: 'hello' }, status: 400, re: /parsing AdmissionReview/ },
+    {
+      name: 'truncated JSON',
+      opts: { body: review(POD).slice(0, 80) },
+      status: 400,
+      re: /parsing/,
+    },
+    {
+      name: 'a review without request',
+      opts: {
+        body: JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview' }),
+      },
+      status: 400,
+      re: /no request/,
+    },
+    { name: 'a review without uid', opts: { body: review(POD, '') }, status: 400, re: /no uid/ },
+    {
+      name: 'a wrong content type',
+      opts: { body: review(POD), headers: { 'content-type': 'text/plain' } },
+      status: 400,
+      re: /content-type "text\/plain"/,
+    },
+    {
+      name: 'a declared body over the bound',
+      opts: { body: Buffer.alloc(5 * 1024 * 1024, 0x20) },
+      status: 413,
+      re: /exceed/,
+    },
+    {
+      name: 'a chunked body over the bound',
+      opts: {
+        body: Buffer.alloc(5 * 1024 * 1024, 0x20),
+        headers: { 'transfer-encoding': 'chunked' },
+      },
+      status: 413,
+      re: /exceed/,
+    },
+    { name: 'GET on the webhook', opts: { method: 'GET' }, status: 405, re: /use POST/ },
+    { name: 'an unknown path', opts: { path: '/mutate' }, status: 404, re: /no route/ },
+  ];
+  for (const b of bad) {
+    it(`answers ${b.name} with ${b.status} and a JSON error, and keeps serving`, async () => {
+      const res = await call(srv.web.port, pki.ca, b.opts);
+      assert.equal(res.status, b.status);
+      const err = JSON.parse(res.body) as { code: number; message: string };
+      assert.equal(err.code, b.status);
+      assert.match(err.message, b.re);
+      if (b.status === 405) assert.equal(res.headers['allow'], 'POST');
+      const ok = await call(srv.web.port, pki.ca, { body: review(POD) });
+      assert.equal(ok.status, 200);
+    });
+  }
+
+  it('closes a connection whose headers do not arrive in time', async () => {
+    const web = await startWebhook({
+      fqdn: FQDN,
+      log: silentLogger(),
+      tls: { cert: pki.server.cert, key: pki.server.key, minVersion: 'TLSv1.3' },
+      requireClientCert: false,
+      host: '127.0.0.1',
+      port: 0,
+      headersTimeoutMs: 300,
+    });
+    try {
+      const started = Date.now();
+      const text = await new Promise<string>((resolve, reject) => {
+        const s = connect(
+          { host: '127.0.0.1', port: web.port, ca: pki.ca, servername: 'localhost' },
+          () => {
+            s.write('POST /webhook/pod-apiserver-env HTTP/1.1\r\nHost: x\r\n');
+          },
+        );
+        let got = '';
+        s.on('data', (b: Buffer) => (got += b.toString()));
+        s.on('close', () => {
+          resolve(got);
+        });
+        s.on('error', reject);
+      });
+      assert.match(text, /^HTTP\/1\.1 408/);
+      assert.ok(Date.now() - started < 5000);
+    } finally {
+      await web.close();
+    }
+  });
+
+  it('refuses TLS 1.2', async () => {
+    await assert.rejects(
+      new Promise((resolve, reject) => {
+        const s = connect(
+          {
+            host: '127.0.0.1',
+            port: srv.web.port,
+            ca: pki.ca,
+            servername: 'localhost',
+            maxVersion: 'TLSv1.2',
+          },
+          () => {
+            s.end();
+            resolve(undefined);
+          },
+        );
+        s.on('error', reject);
+      }),
+    );
+  });
+});
+
+describe('apiserver-proxy-pod-webhook certificate rotation', () => {
+  it('serves a new certificate after its files change, and after SIGHUP, without a restart', async () => {
+    const first = makePki([]);
+    const second = makePki([]);
+    const third = makePki([]);
+    const dir = await certDir({ 'tls.crt': first.server.cert, 'tls.key': first.server.key });
+    const results: (Error | null)[] = [];
+    let waiter: (() => void) | undefined;
+    const srv = await start({ cert_dir: dir }, (err) => {
+      results.push(err);
+      waiter?.();
+    });
+    const nextResult = (): Promise<Error | null> =>
+      new Promise((resolve) => {
+        const n = results.length;
+        waiter = () => {
+          if (results.length > n) resolve(results[n]!);
+        };
+      });
+    try {
+      const before = await servedCert(srv.web.port);
+      assert.equal(before.fingerprint256, new X509Certificate(first.server.cert).fingerprint256);
+
+      // a rotation as a secret volume does it: new files moved into place
+      let reloaded = nextResult();
+      await writeFile(path.join(dir, 'tls.key.new'), second.server.key);
+      await writeFile(path.join(dir, 'tls.crt.new'), second.server.cert);
+      await rename(path.join(dir, 'tls.key.new'), path.join(dir, 'tls.key'));
+      await rename(path.join(dir, 'tls.crt.new'), path.join(dir, 'tls.crt'));
+      // the watch may fire between the two renames (key and cert mismatched): wait for a success
+      while ((await reloaded) !== null) reloaded = nextResult();
+      const after2 = await servedCert(srv.web.port);
+      assert.notEqual(after2.fingerprint256, before.fingerprint256);
+      assert.equal(after2.fingerprint256, new X509Certificate(second.server.cert).fingerprint256);
+
+      // a broken pair keeps the old certificate
+      reloaded = nextResult();
+      await writeFile(path.join(dir, 'tls.crt'), third.server.cert);
+      let r = await reloaded;
+      while (r === null) r = await (reloaded = nextResult());
+      assert.match(r.message, /loading certificate/);
+      assert.equal((await servedCert(srv.web.port)).fingerprint256, after2.fingerprint256);
+
+      // SIGHUP path (shared/daemon calls the reload hook)
+      await writeFile(path.join(dir, 'tls.key'), third.server.key);
+      await srv.reload();
+      const x = new X509Certificate(third.server.cert);
+      assert.equal((await servedCert(srv.web.port)).fingerprint256, x.fingerprint256);
+    } finally {
+      await srv.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('apiserver-proxy-pod-webhook with a client CA', () => {
+  const pki = makePki(['apiserver']);
+  const other = makePki(['stranger']);
+  let dir: string;
+  let srv: Awaited<ReturnType<typeof start>>;
+  before(async () => {
+    dir = await certDir({
+      'tls.crt': pki.server.cert,
+      'tls.key': pki.server.key,
+      'ca.crt': pki.ca,
+    });
+    srv = await start({ cert_dir: dir, client_ca_name: 'ca.crt' });
+  });
+  after(async () => {
+    await srv.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('serves a client whose certificate the CA signed', async () => {
+    const c = pki.clients['apiserver']!;
+    const res = await call(srv.web.port, pki.ca, { body: review(POD), cert: c.cert, key: c.key });
+    assert.equal(res.status, 200);
+  });
+
+  it('refuses a client without a certificate', async () => {
+    await assert.rejects(call(srv.web.port, pki.ca, { body: review(POD) }));
+  });
+
+  it('refuses a client whose certificate another CA signed', async () => {
+    const c = other.clients['stranger']!;
+    await assert.rejects(
+      call(srv.web.port, pki.ca, { body: review(POD), cert: c.cert, key: c.key }),
+    );
+  });
+
+  it('logs where it listens', async () => {
+    const { log, records } = createMemoryLogger();
+    const ac = new AbortController();
+    const config = webhookSchema.parse({
+      apiserver_fqdn: FQDN,
+      host: '127.0.0.1',
+      port: 0,
+      cert_dir: dir,
+    });
+    let port = 0;
+    const done = runWebhook({
+      config,
+      log,
+      signal: ac.signal,
+      ready: () => {
+        ac.abort();
+      },
+      onReload: () => undefined,
+      onListening: (w) => {
+        port = w.port;
+      },
+    });
+    await done;
+    assert.ok(records.some((r) => r['msg'] === 'listening' && r['listen'] === `127.0.0.1:${port}`));
+  });
+});
