@@ -1,7 +1,7 @@
 // Who is calling: the verified client certificate of a TLS connection (CN = user, O = groups),
 // and identity headers that only a trusted proxy's certificate may set.
 import type { IncomingHttpHeaders } from 'node:http';
-import type { TLSSocket } from 'node:tls';
+import { TLSSocket } from 'node:tls';
 import { HttpError } from './errors.ts';
 
 /** An authenticated caller. */
@@ -19,7 +19,10 @@ export const REMOTE_GROUP_HEADER = 'x-remote-group';
  * The identity of the peer's certificate; HttpError Unauthorized when there is none or the CA
  * didn't sign it (the server runs with `rejectUnauthorized: false` so that it can say so in a body).
  */
-export function certificateIdentity(socket: TLSSocket): Identity {
+export function certificateIdentity(socket: unknown): Identity {
+  if (!(socket instanceof TLSSocket)) {
+    throw new HttpError('Unauthorized', 'authenticating caller: not a TLS connection');
+  }
   const cert = socket.getPeerCertificate();
   if (Object.keys(cert).length === 0) {
     throw new HttpError('Unauthorized', 'authenticating caller: no client certificate presented');
@@ -50,7 +53,7 @@ function first(v: string | string[] | undefined): string | undefined {
  * Identity headers from anyone else are refused rather than ignored, so a mistake is visible.
  */
 export function requestIdentity(
-  socket: TLSSocket,
+  socket: unknown,
   headers: IncomingHttpHeaders,
   trustedProxies: readonly string[],
 ): Identity & { via?: string } {

@@ -1,0 +1,162 @@
+// exec-gateway: authenticate the user by client certificate (401), authorize by policy (403),
+// find the machine (404) and its pool (409 when it has none or the pool is unknown), pick the
+// pool's address (503 when none is usable) and proxy to that pool's machinepoollet with the
+// gateway's own certificate, the user named in the identity headers.
+import https from 'node:https';
+import type { IncomingMessage } from 'node:http';
+import { isIP, type AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { ConnectionOptions } from 'node:tls';
+import { HttpError, sendError, sendSocketError, toHttpError } from '../../shared/http/errors.ts';
+import { certificateIdentity, identityHeaders } from '../../shared/http/identity.ts';
+import { isAllowed, type PolicyRule } from '../../shared/http/policy.ts';
+import { proxyUpgrade } from '../../shared/http/proxy.ts';
+import {
+  closeServer,
+  execPath,
+  handleHealth,
+  listen,
+  parseExecPath,
+  requestUrl,
+  serverOptions,
+  SessionSet,
+} from '../../shared/http/server.ts';
+import { readTlsFiles } from '../../shared/http/tls.ts';
+import type { Logger } from '../../shared/log/index.ts';
+import type { AddressType, GatewayConfig } from './config.ts';
+import { pickAddress, tomlRegistry, type Registry } from './registry.ts';
+
+/** A running gateway. */
+export interface Gateway {
+  readonly port: number;
+  sessionCount(): number;
+  reload(next: GatewayConfig): Promise<void>;
+  close(graceMs?: number): Promise<void>;
+}
+
+export interface GatewayDeps {
+  log: Logger;
+  /** default: the TOML registry of the config (replaced on reload) */
+  registry?: Registry;
+}
+
+/** Starts the gateway as `config` says. */
+export async function startGateway(config: GatewayConfig, deps: GatewayDeps): Promise<Gateway> {
+  const log = deps.log.child({ component: 'exec' });
+  const [serverTls, upstreamTls] = await Promise.all([
+    readTlsFiles(config.tls),
+    readTlsFiles(config.upstream_tls),
+  ]);
+  const state: {
+    policy: readonly PolicyRule[];
+    registry: Registry;
+    preferred: readonly AddressType[];
+    upstream: ConnectionOptions;
+  } = {
+    policy: config.policy,
+    registry: deps.registry ?? tomlRegistry(config),
+    preferred: config.preferred_address_types,
+    upstream: upstreamTls,
+  };
+  const sessions = new SessionSet();
+  const server = https.createServer({
+    ...serverOptions(),
+    ...serverTls,
+    minVersion: 'TLSv1.3',
+    requestCert: true,
+    rejectUnauthorized: false,
+  });
+  server.on('tlsClientError', (err) => {
+    log.debug({ err: err.message }, 'tls handshake failed');
+  });
+
+  server.on('request', (req, res) => {
+    if (handleHealth(req, res, () => server.listening)) return;
+    try {
+      if (parseExecPath(requestUrl(req).pathname) === undefined) {
+        throw new HttpError('NotFound', `no route ${requestUrl(req).pathname}`);
+      }
+      certificateIdentity(req.socket);
+      throw new HttpError('BadRequest', 'exec needs a WebSocket upgrade (v5.channel.k8s.io)');
+    } catch (err) {
+      sendError(res, toHttpError(err));
+    }
+  });
+
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', (err) => {
+      log.debug({ err: err.message }, 'client socket error');
+    });
+    sessions.add(socket);
+    void serve(req, socket, head).catch((err: unknown) => {
+      const e = toHttpError(err);
+      log.warn({ status: e.status, err: e.message }, 'exec refused');
+      sendSocketError(socket, e);
+    });
+  });
+
+  async function serve(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const url = requestUrl(req);
+    const target = parseExecPath(url.pathname);
+    if (target === undefined) throw new HttpError('NotFound', `no route ${url.pathname}`);
+    const id = certificateIdentity(socket);
+    const nn = `${target.namespace}/${target.name}`;
+    if (!isAllowed(state.policy, id, target.namespace, target.name)) {
+      throw new HttpError('Forbidden', `user ${id.user} may not exec into machine ${nn}`);
+    }
+    const machine = await state.registry.getMachine(target.namespace, target.name);
+    if (machine === undefined) throw new HttpError('NotFound', `machine ${nn} not found`);
+    if (machine.pool === undefined) {
+      throw new HttpError('Conflict', `machine ${nn} is not assigned to a machine pool`);
+    }
+    const pool = await state.registry.getPool(machine.pool);
+    if (pool === undefined) {
+      throw new HttpError(
+        'Conflict',
+        `machine pool ${machine.pool} of machine ${nn} does not exist`,
+      );
+    }
+    const address = pickAddress(pool, state.preferred);
+    if (address === undefined) {
+      throw new HttpError(
+        'ServiceUnavailable',
+        `machine pool ${pool.name} has no address of the types ${state.preferred.join(', ')}`,
+      );
+    }
+    const host = isIP(address) === 6 ? `[${address}]` : address;
+    const upstreamUrl = new URL(`https://${host}:${pool.port}${execPath(target)}${url.search}`);
+    log.info(
+      { user: id.user, machine: nn, pool: pool.name, upstream: upstreamUrl.host },
+      'exec session starting',
+    );
+    const outcome = await proxyUpgrade(
+      req,
+      socket,
+      head,
+      {
+        url: upstreamUrl,
+        tls: state.upstream,
+        headers: identityHeaders(id),
+        timeoutMs: config.proxy.timeout,
+      },
+      log,
+    );
+    log.info({ user: id.user, machine: nn, outcome: outcome.kind }, 'exec session ended');
+  }
+
+  const addr: AddressInfo = await listen(server, config.listen.host, config.listen.port);
+  log.info({ address: addr.address, port: addr.port }, 'gateway serving');
+  return {
+    port: addr.port,
+    sessionCount: () => sessions.size,
+    async reload(next) {
+      const [s, u] = await Promise.all([readTlsFiles(next.tls), readTlsFiles(next.upstream_tls)]);
+      server.setSecureContext({ ...s, minVersion: 'TLSv1.3' });
+      state.upstream = u;
+      state.policy = next.policy;
+      state.preferred = next.preferred_address_types;
+      if (deps.registry === undefined) state.registry = tomlRegistry(next);
+    },
+    close: (graceMs = 5_000) => closeServer(server, sessions, graceMs),
+  };
+}
