@@ -5,7 +5,7 @@ import type { Runner } from '../../shared/exec/types.ts';
 import type { Logger } from '../../shared/log/index.ts';
 import { loadJobExec } from '../../shared/proto/index.ts';
 import { listenAddress, toJobLimits, type Config } from './config.ts';
-import { readTlsFiles, ReloadableServerCredentials } from './credentials.ts';
+import { watchServerCredentials, type ServerTls } from './credentials.ts';
 import { Executor } from './executor.ts';
 import { createJobExecutorService, REQUEST_BOUNDS, SERVER_CHANNEL_OPTIONS } from './service.ts';
 
@@ -84,14 +84,18 @@ export async function run(deps: ServerDeps, signal: AbortSignal): Promise<void> 
   const server = new grpc.Server(SERVER_CHANNEL_OPTIONS);
   server.addService(loadJobExec().hostplane.jobexec.v1.JobExecutor.service, service.handlers);
   let closed = false;
+  let tls: ServerTls | undefined;
   try {
-    const credentials = new ReloadableServerCredentials(await readTlsFiles(config.tls));
+    // replaced certificate files are taken when they change on disk, and on SIGHUP
+    tls = await watchServerCredentials(config.tls, log);
+    const serverTls = tls;
     // only the TLS files take effect on reload; other keys need a restart
     deps.onReload(async (next) => {
-      credentials.update(await readTlsFiles(next.tls));
-      log.info({ files: next.tls }, 'tls certificates reloaded');
+      const changed = await serverTls.reload(next.tls);
+      // changed is false when the files are as before (or the file watcher took them already)
+      log.info({ files: next.tls, changed }, 'tls certificates reloaded');
     });
-    const port = await bind(server, listenAddress(config.listen), credentials);
+    const port = await bind(server, listenAddress(config.listen), serverTls.credentials);
     const address = listenAddress({ host: config.listen.host, port });
     log.info({ address, cgroups: executor.cgroupsEnabled }, 'listening');
     deps.onListening?.(address);
@@ -118,6 +122,7 @@ export async function run(deps: ServerDeps, signal: AbortSignal): Promise<void> 
     await drained;
     closed = true;
   } finally {
+    tls?.close();
     if (!closed) {
       service.close();
       server.forceShutdown();

@@ -1,6 +1,6 @@
 // The cu-thor side of the JobExecutor API: mTLS credentials from a directory, promise-shaped
 // unary calls and an async-iterable output stream.
-import { readFile } from 'node:fs/promises';
+import { access, constants } from 'node:fs/promises';
 import path from 'node:path';
 import tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
@@ -15,6 +15,7 @@ import type {
   ListAllExecutionsResponse,
   StopExecutionResponse,
 } from '../../shared/proto/jobexec.ts';
+import { clientContextOptions, readCertificates } from '../../shared/tls/index.ts';
 
 /** The credentials directory or one of its files cannot be read. */
 export class CredentialsError extends Error {
@@ -36,36 +37,46 @@ export interface Credentials {
   key: Buffer;
 }
 
-/** Reads ca.crt, client.crt and client.key from `dir`. */
+/** Reads ca.crt, client.crt and client.key from `dir` and checks the key fits the certificate. */
 export async function readCredentials(dir: string): Promise<Credentials> {
-  const read = async (name: string): Promise<Buffer> => {
-    const file = path.join(dir, name);
+  const files = {
+    ca: path.join(dir, 'ca.crt'),
+    cert: path.join(dir, 'client.crt'),
+    key: path.join(dir, 'client.key'),
+  };
+  // one file after the other, so the error names the first missing one, whatever the timing
+  for (const file of [files.ca, files.cert, files.key]) {
     try {
-      return await readFile(file);
+      await access(file, constants.R_OK);
     } catch (cause) {
       const why = (cause as NodeJS.ErrnoException).code ?? String(cause);
       throw new CredentialsError(`reading client credentials ${file}: ${why}`, { cause });
     }
-  };
-  const [ca, cert, key] = await Promise.all([
-    read('ca.crt'),
-    read('client.crt'),
-    read('client.key'),
-  ]);
-  return { ca, cert, key };
+  }
+  try {
+    const { ca, cert, key } = await readCertificates(files);
+    // readCertificates returns the CA whenever its file is named, as here
+    if (ca === undefined) throw new Error(`${files.ca} was not read`);
+    return { ca, cert, key };
+  } catch (cause) {
+    throw new CredentialsError(
+      `reading client credentials in ${dir}: ${(cause as Error).message}`,
+      { cause },
+    );
+  }
 }
 
-/** TLS 1.3-only client credentials presenting the client certificate. */
+/** Client credentials from shared/tls: TLS 1.3 only, server verified, client certificate sent. */
 export function channelCredentials(creds: Credentials): grpc.ChannelCredentials {
   let context: tls.SecureContext;
   try {
-    context = tls.createSecureContext({ ...creds, minVersion: 'TLSv1.3' });
+    context = tls.createSecureContext(clientContextOptions(creds));
   } catch (cause) {
     throw new CredentialsError(`loading client credentials: ${(cause as Error).message}`, {
       cause,
     });
   }
-  return grpc.credentials.createFromSecureContext(context);
+  return grpc.credentials.createFromSecureContext(context, { rejectUnauthorized: true });
 }
 
 export interface JobClient {

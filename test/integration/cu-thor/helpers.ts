@@ -8,7 +8,7 @@ import { parseConfig } from '../../../shared/config/index.ts';
 import { createRunner, findBinary, type Runner } from '../../../shared/exec/index.ts';
 import { createMemoryLogger, type Logger } from '../../../shared/log/index.ts';
 import { ensureNsInit, nsInitPath } from '../../../shared/ns/index.ts';
-import { configSchema } from '../../../daemons/cu-thor-server/config.ts';
+import { configSchema, type Config } from '../../../daemons/cu-thor-server/config.ts';
 import { run } from '../../../daemons/cu-thor-server/server.ts';
 import { runCli } from '../../../daemons/cu-thor/run.ts';
 import { generateCerts } from '../../../scripts/generate-certs.ts';
@@ -58,7 +58,10 @@ export interface RunningServer {
   stop(): Promise<void>;
   log: Logger;
   records: Record<string, unknown>[];
+  /** SIGHUP with the same config. */
   reload(): Promise<void>;
+  /** SIGHUP with a config whose [tls] names other files. */
+  reloadWith(tls: Config['tls']): Promise<void>;
 }
 
 /** Starts run() with a config written as TOML (listen/state_dir/tls/cgroup filled in). */
@@ -114,6 +117,7 @@ require = false
     log,
     records,
     reload: () => reload(config),
+    reloadWith: (tls) => reload({ ...config, tls }),
     stop: async () => {
       abort.abort();
       await done;

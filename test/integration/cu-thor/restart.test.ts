@@ -1,13 +1,16 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { X509Certificate } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
+import tls from 'node:tls';
 import { EXIT } from '../../../daemons/cu-thor/args.ts';
 import { createRunner } from '../../../shared/exec/index.ts';
 import { createMemoryLogger } from '../../../shared/log/index.ts';
 import { nsInitPath } from '../../../shared/ns/index.ts';
+import { issueCertificate, writeCredentials } from '../../../shared/pki/index.ts';
 import { quickstart } from '../../../scripts/quickstart.ts';
 import { cleanup, cli, fixture, startServer, type Fixture } from './helpers.ts';
 
@@ -69,13 +72,99 @@ describe('cu-thor-server across restarts', () => {
     }
   });
 
+  /** Issues a new server certificate from the fixture's CA and writes it over the old one. */
+  async function replaceServerCertificate(): Promise<string> {
+    const [certPem, keyPem] = await Promise.all(
+      ['ca.crt', 'ca.key'].map((n) => readFile(path.join(f.certs, n), 'utf8')),
+    );
+    const next = await issueCertificate({
+      ca: { certPem: certPem!, keyPem: keyPem! },
+      commonName: 'localhost',
+      dnsNames: ['localhost'],
+      ipAddresses: ['127.0.0.1', '::1'],
+      usage: 'server',
+    });
+    await writeCredentials(path.join(f.certs, 'server'), {
+      'server.key': next.keyPem,
+      'server.crt': next.certPem,
+    });
+    return new X509Certificate(next.certPem).fingerprint256;
+  }
+
+  /** The fingerprint of the certificate the server presents to a new handshake. */
+  async function presented(address: string): Promise<string> {
+    const dir = path.join(f.certs, 'client1');
+    const [ca, cert, key] = await Promise.all(
+      ['ca.crt', 'client.crt', 'client.key'].map((n) => readFile(path.join(dir, n))),
+    );
+    const port = Number(address.split(':').at(-1));
+    return new Promise((resolve, reject) => {
+      const s = tls.connect(
+        { host: '127.0.0.1', port, servername: 'localhost', ca, cert, key, ALPNProtocols: ['h2'] },
+        () => {
+          resolve(s.getPeerCertificate().fingerprint256);
+          s.destroy();
+        },
+      );
+      s.on('error', reject);
+    });
+  }
+
   it('reload swaps in the certificate files without dropping the listener', async () => {
     const server = await startServer(f, '', 'reload-state');
     try {
+      const old = await presented(server.address);
+      const fingerprint = await replaceServerCertificate();
+      assert.notEqual(fingerprint, old);
       await server.reload();
+      assert.equal(await presented(server.address), fingerprint);
       const r = await cli(f, server, 'client1', ['list']);
       assert.equal(r.code, EXIT.ok, r.err);
       assert.ok(server.records.some((rec) => rec['msg'] === 'tls certificates reloaded'));
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('a certificate replaced on disk is used for new handshakes without a reload', async () => {
+    const server = await startServer(f, '', 'watch-state');
+    try {
+      const fingerprint = await replaceServerCertificate();
+      // the watcher reads the files 100 ms after the last change
+      const t0 = Date.now();
+      let now = await presented(server.address);
+      while (now !== fingerprint && Date.now() - t0 < 10_000) {
+        await new Promise((r) => setTimeout(r, 50));
+        now = await presented(server.address);
+      }
+      assert.equal(now, fingerprint);
+      const r = await cli(f, server, 'client1', ['list']);
+      assert.equal(r.code, EXIT.ok, r.err);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('a reload with a key that does not match its certificate fails and keeps the old one', async () => {
+    const server = await startServer(f, '', 'bad-reload-state');
+    try {
+      const old = await presented(server.address);
+      const other = await readFile(path.join(f.certs, 'client1', 'client.key'), 'utf8');
+      const dir = path.join(f.dir, 'bad-tls');
+      await writeCredentials(dir, {
+        'ca.crt': await readFile(path.join(f.certs, 'ca.crt'), 'utf8'),
+        'server.crt': await readFile(path.join(f.certs, 'server', 'server.crt'), 'utf8'),
+        'server.key': other,
+      });
+      await assert.rejects(
+        server.reloadWith({
+          ca_file: path.join(dir, 'ca.crt'),
+          cert_file: path.join(dir, 'server.crt'),
+          key_file: path.join(dir, 'server.key'),
+        }),
+        /reloading \[tls\] certificates: loading certificate .*server\.crt with key .*server\.key/,
+      );
+      assert.equal(await presented(server.address), old);
     } finally {
       await server.stop();
     }

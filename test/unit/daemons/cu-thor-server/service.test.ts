@@ -16,7 +16,7 @@ import { ReloadableServerCredentials } from '../../../../daemons/cu-thor-server/
 import { makePki } from './tls-fixture.ts';
 import { FakeExecutor } from './fake-executor.ts';
 
-const pki = makePki(['client1', 'client2']);
+const pki = await makePki(['client1', 'client2']);
 
 function client(address: string, cn: 'client1' | 'client2'): JobExecutorClient {
   const c = pki.clients[cn]!;

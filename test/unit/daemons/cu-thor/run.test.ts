@@ -28,9 +28,10 @@ class Capture extends Writable {
   }
 }
 
+const pki = await makePki(['client1']);
+
 describe('cu-thor against a server', () => {
   const executor = new FakeExecutor();
-  const pki = makePki(['client1']);
   let server: grpc.Server;
   let dir = '';
   let env: NodeJS.ProcessEnv = {};
