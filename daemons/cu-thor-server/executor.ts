@@ -772,7 +772,8 @@ class Job implements Command {
     if (status?.kind === 'failed') {
       i.status = 'failed_to_start';
       i.exitCode = 127;
-      i.reason = status.reason;
+      // the init reports only strerror; say which command could not be run
+      i.reason = `starting ${JSON.stringify(i.command)}: ${status.reason}`;
     } else if (oomKills > 0) {
       i.status = 'oom_killed';
       i.signal = 'SIGKILL';
