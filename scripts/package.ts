@@ -44,6 +44,8 @@ export const specSchema = z.strictObject({
   user: z
     .strictObject({ name: z.string().regex(/^_?[a-z][a-z0-9-]*$/), comment: z.string() })
     .optional(),
+  /** a sysusers.d file in the checkout (a user several packages share), instead of `user` */
+  sysusers: z.string().min(1).optional(),
   /** extra files: `from` (checkout-relative file or directory) to `to` (absolute) */
   files: z
     .array(
@@ -69,8 +71,14 @@ export function parseSpec(text: string, file: string): PackageSpec {
   if (spec.kind !== 'files' && spec.daemon === undefined) {
     throw new Error(`${file}: kind = "${spec.kind}" needs daemon = "<daemons/ folder>"`);
   }
-  if (spec.kind !== 'daemon' && (spec.user !== undefined || spec.state_dirs.length > 0)) {
-    throw new Error(`${file}: user and state_dirs are only for kind = "daemon"`);
+  if (
+    spec.kind !== 'daemon' &&
+    (spec.user !== undefined || spec.sysusers !== undefined || spec.state_dirs.length > 0)
+  ) {
+    throw new Error(`${file}: user, sysusers and state_dirs are only for kind = "daemon"`);
+  }
+  if (spec.user !== undefined && spec.sysusers !== undefined) {
+    throw new Error(`${file}: give user or sysusers, not both`);
   }
   return { ...spec, package: pkg };
 }
@@ -193,9 +201,14 @@ export function dependsOf(
   const out: string[] = [...extra];
   if (spec.kind !== 'files') out.push('nodejs (>= 20)');
   for (const a of spec.addons) out.push(...ADDONS[a].depends);
-  if (spec.user !== undefined) out.push('systemd | systemd-standalone-sysusers');
+  if (hasSysusers(spec)) out.push('systemd | systemd-standalone-sysusers');
   out.push(...spec.depends.map((d) => d.replaceAll('${binary:Version}', version)));
   return [...new Set(out)];
+}
+
+/** Whether the package creates a system user (its own `user`, or a shared sysusers file). */
+export function hasSysusers(spec: PackageSpec): boolean {
+  return spec.user !== undefined || spec.sysusers !== undefined;
 }
 
 /** Architecture: amd64 when the package carries native code, else all. */
@@ -274,7 +287,7 @@ export function maintainerScripts(
     ['#!/bin/sh', 'set -e', '', ...parts.map((p) => frag(p)), 'exit 0', ''].join('\n');
   return {
     postinst: script([
-      ...(spec.user !== undefined ? ['postinst-sysusers'] : []),
+      ...(hasSysusers(spec) ? ['postinst-sysusers'] : []),
       'postinst-systemd-enable',
       'postinst-systemd-restartnostart',
     ]),
@@ -486,7 +499,10 @@ export async function planPackage(
         mode: 0o644,
       });
       conffiles.push(conf);
-      const sysusers = sysusersText(spec);
+      const sysusers =
+        spec.sysusers !== undefined
+          ? await readFile(path.join(root, spec.sysusers), 'utf8')
+          : sysusersText(spec);
       if (sysusers !== undefined) {
         files.push({
           to: `/usr/lib/sysusers.d/${spec.package}.conf`,
