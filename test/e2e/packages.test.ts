@@ -4,13 +4,14 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chown, copyFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import https from 'node:https';
 import path from 'node:path';
 import { createRunner } from '../../shared/exec/index.ts';
 import type { RunResult } from '../../shared/exec/types.ts';
 import { silentLogger } from '../../shared/log/index.ts';
 import { generateCerts } from '../../scripts/generate-certs.ts';
+import { issueCertificate, type CertificateUsage } from '../../shared/pki/index.ts';
 import { vmSkipReason, waitFor } from '../vm/helpers.ts';
 
 const skip = await vmSkipReason();
@@ -26,6 +27,7 @@ const BIN = {
   journalctl: '/usr/bin/journalctl',
   systemdAnalyze: '/usr/bin/systemd-analyze',
   cuThor: '/usr/bin/cu-thor',
+  machineExec: '/usr/bin/machine-exec',
   ip: '/usr/sbin/ip',
   iptablesSave: '/usr/sbin/iptables-save',
   ip6tablesSave: '/usr/sbin/ip6tables-save',
@@ -154,6 +156,9 @@ describe(
       }
       assert.ok(existsSync('/usr/lib/hostplane/hostplane-nsinit'));
       assert.ok(existsSync('/usr/share/hostplane/proto/jobexec/v1/jobexec.proto'));
+      if (packaged('hostplane-exec-gateway')) {
+        assert.match(await readFile('/etc/passwd', 'utf8'), /^hostplane-exec:/m, 'sysusers ran');
+      }
     });
 
     it('systemd-analyze verify finds nothing to complain about in the installed units', async () => {
@@ -424,6 +429,107 @@ describe(
       const patch = Buffer.from(answer.response.patch ?? '', 'base64').toString();
       assert.match(patch, /KUBERNETES_SERVICE_HOST/);
       assert.match(patch, /api\.example\.test/);
+    });
+
+    it('machine-exec reaches a sandboxed shell through the installed gateway, poollet and broker', async (t) => {
+      const chain = [
+        'hostplane-machinebroker',
+        'hostplane-machinepoollet',
+        'hostplane-exec-gateway',
+        'hostplane-machine-exec',
+      ];
+      const missing = chain.filter((p) => !packaged(p));
+      if (missing.length > 0) {
+        t.skip(`not packaged yet: ${missing.join(', ')}`);
+        return;
+      }
+      const ca = {
+        certPem: await readFile(`${PKI}/ca.crt`, 'utf8'),
+        keyPem: await readFile(`${PKI}/ca.key`, 'utf8'),
+      };
+      const gid = Number(
+        /^hostplane-exec:[^:]*:(\d+):/m.exec(await readFile('/etc/group', 'utf8'))?.[1],
+      );
+      assert.ok(Number.isInteger(gid), 'the hostplane-exec group exists');
+      /** certificate and key into dir, the key readable by the daemons' group only */
+      const put = async (
+        dir: string,
+        name: string,
+        cn: string,
+        usage: CertificateUsage,
+      ): Promise<void> => {
+        const c = await issueCertificate({
+          ca,
+          commonName: cn,
+          usage,
+          ...(usage === 'server' ? { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] } : {}),
+        });
+        await mkdir(dir, { recursive: true, mode: 0o755 });
+        await writeFile(`${dir}/${name}.crt`, c.certPem, { mode: 0o644 });
+        await writeFile(`${dir}/${name}.key`, c.keyPem, { mode: 0o640 });
+        await chown(`${dir}/${name}.key`, 0, gid);
+      };
+      const gw = '/etc/hostplane/exec-gateway';
+      const pl = '/etc/hostplane/machinepoollet';
+      await put(gw, 'server', 'localhost', 'server');
+      await put(gw, 'client', 'exec-gateway', 'client');
+      await put(pl, 'server', 'localhost', 'server');
+      for (const f of [`${gw}/users-ca.crt`, `${gw}/pools-ca.crt`, `${pl}/ca.crt`]) {
+        await copyFile(`${PKI}/ca.crt`, f);
+      }
+      const broker = await readFile('/etc/hostplane/machinebroker.toml', 'utf8');
+      await writeFile(
+        '/etc/hostplane/machinebroker.toml',
+        `${broker}\n[[machines]]\nid = "m1"\nnamespace = "default"\nname = "m1"\ntarget = { type = "sandbox", command = ["/bin/sh"] }\n`,
+      );
+      await writeFile(
+        '/etc/hostplane/machinepoollet.toml',
+        `listen = "127.0.0.1:20250"\n[tls]\nca_file = "${pl}/ca.crt"\ncert_file = "${pl}/server.crt"\nkey_file = "${pl}/server.key"\n` +
+          `[[policy]]\nusers = ["alice"]\n`,
+      );
+      await writeFile(
+        '/etc/hostplane/exec-gateway.toml',
+        `listen = "127.0.0.1:8443"\n` +
+          `[tls]\nca_file = "${gw}/users-ca.crt"\ncert_file = "${gw}/server.crt"\nkey_file = "${gw}/server.key"\n` +
+          `[upstream_tls]\nca_file = "${gw}/pools-ca.crt"\ncert_file = "${gw}/client.crt"\nkey_file = "${gw}/client.key"\n` +
+          `[[policy]]\nusers = ["alice"]\n` +
+          `[[pools]]\nname = "pool-a"\nport = 20250\naddresses = [{ type = "InternalIP", address = "127.0.0.1" }]\n` +
+          `[[machines]]\nnamespace = "default"\nname = "m1"\npool = "pool-a"\n`,
+      );
+      for (const u of ['machinebroker', 'machinepoollet', 'exec-gateway']) {
+        const r = await systemctl('start', u);
+        const journal =
+          r.code === 0
+            ? ''
+            : (await run([BIN.journalctl, '-u', u, '-o', 'cat', '--no-pager', '-n', '30'])).stdout;
+        assert.equal(r.code, 0, `${u}: ${r.stderr}${journal}`);
+        assert.equal(await prop(u, 'ActiveState'), 'active', u);
+      }
+      const alice = await issueCertificate({ ca, commonName: 'alice', usage: 'client' });
+      const creds = '/root/alice-creds';
+      await mkdir(creds, { recursive: true, mode: 0o700 });
+      await copyFile(`${PKI}/ca.crt`, `${creds}/ca.crt`);
+      await writeFile(`${creds}/client.crt`, alice.certPem);
+      await writeFile(`${creds}/client.key`, alice.keyPem, { mode: 0o600 });
+      const r = await runner.run(
+        [
+          BIN.machineExec,
+          '--gateway',
+          'https://127.0.0.1:8443',
+          '--creds',
+          creds,
+          '--no-tty',
+          'default/m1',
+        ],
+        {
+          input: 'echo "hello from pid $$"\nexit 3\n',
+          okCodes: [0, 1, 2, 3],
+          timeoutMs: 300_000,
+        },
+      );
+      assert.equal(r.code, 3, r.stderr);
+      // a new PID namespace: the shell is one of its first processes
+      assert.match(r.stdout, /^hello from pid [1-9]$/m);
     });
 
     it('apt remove stops the services and leaves no hostplane addresses or rules', async () => {
