@@ -1,7 +1,8 @@
-// The webhook from config to stop: load the certificate, listen, reload certificates on file
-// changes and SIGHUP, close on stop.
+// The webhook from config to stop: load the certificate, listen, take new certificates when the
+// files change (a secret volume's symlink swap) and on SIGHUP, close on stop.
+import path from 'node:path';
 import type { Logger } from '../../shared/log/index.ts';
-import { readCertificates, watchCertificates, type CertFiles } from './certs.ts';
+import { watchCertificates, type CertificateFiles } from '../../shared/tls/index.ts';
 import type { WebhookConfig } from './config.ts';
 import { startWebhook, type WebhookServer } from './server.ts';
 
@@ -14,42 +15,43 @@ export interface WebhookRunDeps {
   onReload(fn: (next: WebhookConfig) => Promise<void>): void;
   /** called with the listening server (tests read the port) */
   onListening?: (server: WebhookServer) => void;
-  /** every certificate reload attempt, null when it worked (tests await it) */
-  onCertificates?: (err: Error | null) => void;
+  /** called after new certificates were taken (tests await it) */
+  onCertificates?: () => void;
 }
 
 /** Serves until `signal` aborts. */
 export async function runWebhook(d: WebhookRunDeps): Promise<void> {
   const c = d.config;
-  const files: CertFiles = {
-    dir: c.cert_dir,
-    cert: c.cert_name,
-    key: c.key_name,
-    clientCa: c.client_ca_name,
+  const files: CertificateFiles = {
+    cert: path.join(c.cert_dir, c.cert_name),
+    key: path.join(c.cert_dir, c.key_name),
+    ...(c.client_ca_name === undefined ? {} : { ca: path.join(c.cert_dir, c.client_ca_name) }),
   };
-  const web = await startWebhook({
-    fqdn: c.apiserver_fqdn,
-    log: d.log,
-    tls: await readCertificates(files),
-    requireClientCert: c.client_ca_name !== undefined,
-    host: c.host,
-    port: c.port,
-  });
-  const certs = watchCertificates(
+  let web: WebhookServer | undefined;
+  const certs = await watchCertificates({
     files,
-    (tls) => {
-      web.setCertificates(tls);
+    log: d.log,
+    onChange: (material) => {
+      web?.setCertificates(material);
+      d.onCertificates?.();
     },
-    d.log,
-    d.onCertificates,
-  );
-  // the listener's other settings need a restart; SIGHUP re-reads the certificate files
-  d.onReload(() => certs.reload());
-  d.onListening?.(web);
-  const where = `${c.host === '' ? '*' : c.host}:${web.port}`;
-  d.log.info({ listen: where, clientCa: c.client_ca_name !== undefined }, 'listening');
-  d.ready(`serving on ${where}`);
+  });
   try {
+    web = await startWebhook({
+      fqdn: c.apiserver_fqdn,
+      log: d.log,
+      tls: certs.current(),
+      host: c.host,
+      port: c.port,
+    });
+    // the listener's other settings need a restart; SIGHUP re-reads the certificate files
+    d.onReload(async () => {
+      await certs.reload();
+    });
+    d.onListening?.(web);
+    const where = `${c.host === '' ? '*' : c.host}:${web.port}`;
+    d.log.info({ listen: where, clientCa: c.client_ca_name !== undefined }, 'listening');
+    d.ready(`serving on ${where}`);
     if (!d.signal.aborted) {
       await new Promise<void>((resolve) => {
         d.signal.addEventListener(
@@ -63,6 +65,6 @@ export async function runWebhook(d: WebhookRunDeps): Promise<void> {
     }
   } finally {
     certs.close();
-    await web.close();
+    await web?.close();
   }
 }

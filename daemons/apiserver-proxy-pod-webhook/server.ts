@@ -3,10 +3,10 @@
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { SecureContextOptions } from 'node:tls';
 import { HttpError, sendError, toHttpError } from '../../shared/http/errors.ts';
 import { serverOptions } from '../../shared/http/server.ts';
 import type { Logger } from '../../shared/log/index.ts';
+import { serverContextOptions, type CertificateMaterial } from '../../shared/tls/index.ts';
 import { admit, BadReviewError } from './mutate.ts';
 
 export const WEBHOOK_PATH = '/webhook/pod-apiserver-env';
@@ -16,10 +16,8 @@ export const MAX_BODY_BYTES = 4 * 1024 * 1024;
 export interface WebhookServerOptions {
   fqdn: string;
   log: Logger;
-  /** key, cert (and ca for client verification), from readCertificates */
-  tls: SecureContextOptions;
-  /** require and verify client certificates against `tls.ca` */
-  requireClientCert: boolean;
+  /** certificate and key; with `ca`, client certificates are required and verified against it */
+  tls: CertificateMaterial;
   host: string;
   port: number;
   maxBodyBytes?: number;
@@ -32,7 +30,7 @@ export interface WebhookServer {
   server: Server;
   port: number;
   /** new certificate (and client CA) for the handshakes from now on */
-  setCertificates(tls: SecureContextOptions): void;
+  setCertificates(tls: CertificateMaterial): void;
   close(): Promise<void>;
 }
 
@@ -49,9 +47,7 @@ export async function startWebhook(o: WebhookServerOptions): Promise<WebhookServ
         ...(o.headersTimeoutMs === undefined ? {} : { headersTimeoutMs: o.headersTimeoutMs }),
         ...(o.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: o.requestTimeoutMs }),
       }),
-      ...o.tls,
-      requestCert: o.requireClientCert,
-      rejectUnauthorized: o.requireClientCert,
+      ...serverContextOptions(o.tls),
       // how often headersTimeout/requestTimeout are enforced (node's default is every 30 s)
       connectionsCheckingInterval: 1000,
     },
@@ -78,7 +74,7 @@ export async function startWebhook(o: WebhookServerOptions): Promise<WebhookServ
     server,
     port,
     setCertificates(tls) {
-      server.setSecureContext(tls);
+      server.setSecureContext(serverContextOptions(tls));
     },
     close: () =>
       new Promise<void>((resolve) => {
