@@ -97,7 +97,7 @@ export class Authenticator {
     if (this.#o.certificates() && typeof socket.getPeerCertificate === 'function') {
       const cert = socket.getPeerCertificate();
       if (Object.keys(cert).length > 0) {
-        const id = requestIdentity(socket as TLSSocket, req.headers, this.#o.trustedProxies());
+        const id = requestIdentity(socket, req.headers, this.#o.trustedProxies());
         return {
           user: id.user,
           groups: id.groups,
