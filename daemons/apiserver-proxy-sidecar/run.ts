@@ -22,6 +22,8 @@ export interface SidecarRunDeps {
   status(text: string): void;
   /** `--cleanup`: remove what an earlier run added, then return */
   cleanupOnly?: boolean;
+  /** called with the metrics listener's port once it listens (tests use port 0) */
+  onMetricsListening?: (port: number) => void;
 }
 
 /**
@@ -50,6 +52,7 @@ export async function runSidecar(d: SidecarRunDeps): Promise<void> {
     d.config.metrics_listen === undefined
       ? undefined
       : await serveMetrics(metrics, d.config.metrics_listen, () => synced);
+  if (server !== undefined) d.onMetricsListening?.(server.port);
   try {
     await runLoop(d.config, {
       sidecar,
