@@ -23,16 +23,17 @@ const loopbackListen = hostPort().refine(
   { message: 'the metrics listener must be on a loopback address (127.0.0.0/8, ::1, localhost)' },
 );
 
+/** A key that takes one value or a list (the original flags took one). */
+function oneOrMany<T extends z.ZodType>(list: T) {
+  // a list of one, so that problems are reported against `key[0]` with the item's own message
+  return z.preprocess((v) => (typeof v === 'string' ? [v] : v), list);
+}
+
 export const sidecarSchema = z.strictObject({
   /** addresses the proxy listens on: put on the interface, and covered by the rules */
-  ip_address: z
-    .union([ipAddress(), z.array(ipAddress()).min(1)])
-    .transform((v) => (typeof v === 'string' ? [v] : v)),
+  ip_address: oneOrMany(z.array(ipAddress()).min(1)),
   /** the cluster's `kubernetes` service address: put on the interface too (no rules) */
-  kubernetes_service_ip_address: z
-    .union([ipAddress(), z.array(ipAddress())])
-    .transform((v) => (typeof v === 'string' ? [v] : v))
-    .default([]),
+  kubernetes_service_ip_address: oneOrMany(z.array(ipAddress()).default([])),
   interface: interfaceName.default('lo'),
   port: z.number().int().min(1).max(65535).default(443),
   setup_iptables: z.boolean().default(false),

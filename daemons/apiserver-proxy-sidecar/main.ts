@@ -6,7 +6,7 @@ import { DEFAULT_NET_TOOLS, findNetTools, netToolList } from '../../shared/net/i
 import { DEFAULT_CONFIG_PATH, sidecarSchema } from './config.ts';
 import { runSidecar } from './run.ts';
 
-const USAGE = `Usage: apiserver-proxy-sidecar [--config PATH] [--check-config] [--cleanup]
+const USAGE = `Usage: apiserver-proxy-sidecar [--config PATH] [--check-config] [--cleanup | --stop-post]
 
 Puts ip_address and kubernetes_service_ip_address on an interface (a dummy link it creates when
 the interface does not exist) and, with setup_iptables, the NOTRACK and ACCEPT rules for the
@@ -16,6 +16,8 @@ Options:
   --config PATH      configuration file (default ${DEFAULT_CONFIG_PATH})
   --check-config     validate the configuration and exit (78 when invalid)
   --cleanup          remove what an earlier run added (link, addresses, chains), then exit
+  --stop-post        the unit's ExecStopPost=: --cleanup when the config says cleanup = true,
+                     else nothing (covers a daemon that died without cleaning up)
   --help, -h         show this help
   --version          show the version
 
@@ -29,11 +31,16 @@ process.exit(
     schema: sidecarSchema,
     defaultConfigPath: DEFAULT_CONFIG_PATH,
     usage: USAGE,
-    flags: { cleanup: { type: 'boolean' } },
+    flags: { cleanup: { type: 'boolean' }, 'stop-post': { type: 'boolean' } },
     // cleanup on stop is a handful of ip/iptables calls
     drainTimeoutMs: 20_000,
     async run(ctx) {
-      const cleanupOnly = ctx.flags['cleanup'] === true;
+      const stopPost = ctx.flags['stop-post'] === true;
+      if (stopPost && !ctx.config.cleanup) {
+        ctx.log.info('cleanup = false: leaving addresses and rules in place');
+        return;
+      }
+      const cleanupOnly = stopPost || ctx.flags['cleanup'] === true;
       // iptables need not even be installed when rules are off
       const withRules = ctx.config.setup_iptables;
       const tools = withRules

@@ -1,0 +1,120 @@
+// The sidecar's sync and cleanup on shared/net's stateful fake: which link and addresses are
+// ours, what cleanup removes, and that ownership survives a restart through the state file.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { silentLogger } from '../../../../shared/log/index.ts';
+import { FakeNetRunner } from '../../../../shared/net/fake.ts';
+import { createSidecarMetrics } from '../../../../daemons/apiserver-proxy-sidecar/metrics.ts';
+import { desiredState, type PlanConfig } from '../../../../daemons/apiserver-proxy-sidecar/plan.ts';
+import { Sidecar } from '../../../../daemons/apiserver-proxy-sidecar/sidecar.ts';
+
+let dir: string;
+let n = 0;
+
+function sidecar(fake: FakeNetRunner, cfg: Partial<PlanConfig>, stateFile?: string): Sidecar {
+  const want = desiredState({
+    ip_address: ['10.96.0.2'],
+    kubernetes_service_ip_address: [],
+    interface: 'lo',
+    port: 443,
+    setup_iptables: false,
+    ...cfg,
+  });
+  return new Sidecar(want, {
+    net: { runner: fake, tools: fake.tools },
+    log: silentLogger(),
+    metrics: createSidecarMetrics(),
+    stateFile: stateFile ?? path.join(dir, `state-${n++}.json`),
+  });
+}
+
+describe('Sidecar on the fake network', () => {
+  before(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'hp-sidecar-unit-'));
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('creates a missing interface as a dummy link, brings it up, and cleanup deletes it', async () => {
+    const fake = new FakeNetRunner();
+    const before = fake.render();
+    const s = sidecar(fake, { interface: 'hp-proxy0', ip_address: ['10.96.0.2', 'fd00::2'] });
+    const report = await s.sync();
+    assert.deepEqual(report.changes, [
+      'ip link add hp-proxy0 type dummy',
+      'ip link set hp-proxy0 up',
+      'ip addr add 10.96.0.2/32 dev hp-proxy0',
+      'ip addr add fd00::2/128 dev hp-proxy0 nodad',
+    ]);
+    assert.match(fake.render(), /link hp-proxy0 dummy up/);
+    assert.deepEqual(await s.cleanup(), ['ip link del hp-proxy0']);
+    assert.equal(fake.render(), before);
+  });
+
+  it('never brings up, or deletes, an existing link it did not create', async () => {
+    const fake = new FakeNetRunner();
+    fake.links.set('eth9', { kind: 'veth', up: false, addresses: [] });
+    const s = sidecar(fake, { interface: 'eth9' });
+    assert.deepEqual((await s.sync()).changes, ['ip addr add 10.96.0.2/32 dev eth9']);
+    assert.deepEqual(await s.cleanup(), ['ip addr del 10.96.0.2/32 dev eth9']);
+    assert.match(fake.render(), /link eth9 veth down/);
+  });
+
+  it('leaves an address it found in place alone on cleanup, and removes the ones it added', async () => {
+    const fake = new FakeNetRunner();
+    fake.links.get('lo')!.addresses.push('10.96.0.1/32');
+    const s = sidecar(fake, { kubernetes_service_ip_address: ['10.96.0.1'] });
+    assert.deepEqual((await s.sync()).changes, ['ip addr add 10.96.0.2/32 dev lo']);
+    assert.deepEqual(await s.cleanup(), ['ip addr del 10.96.0.2/32 dev lo']);
+    assert.deepEqual(fake.links.get('lo')!.addresses, ['10.96.0.1/32']);
+  });
+
+  it('claims an address it re-adds after someone deleted it', async () => {
+    const fake = new FakeNetRunner();
+    fake.links.get('lo')!.addresses.push('10.96.0.2/32');
+    const s = sidecar(fake, {});
+    assert.deepEqual((await s.sync()).changes, []);
+    fake.links.get('lo')!.addresses.length = 0;
+    assert.deepEqual((await s.sync()).changes, ['ip addr add 10.96.0.2/32 dev lo']);
+    assert.deepEqual(await s.cleanup(), ['ip addr del 10.96.0.2/32 dev lo']);
+  });
+
+  it('remembers what it added across processes through the state file (for --cleanup)', async () => {
+    const fake = new FakeNetRunner();
+    const state = path.join(dir, 'shared-state.json');
+    await sidecar(fake, { ip_address: ['10.96.0.2', 'fd00::2'] }, state).sync();
+    assert.deepEqual(JSON.parse(await readFile(state, 'utf8')), {
+      link: null,
+      addresses: ['10.96.0.2/32', 'fd00::2/128'],
+    });
+    const later = sidecar(fake, { ip_address: ['10.96.0.2', 'fd00::2'] }, state);
+    assert.equal((await later.cleanup()).length, 2);
+    assert.deepEqual(fake.links.get('lo')!.addresses, []);
+    assert.deepEqual(JSON.parse(await readFile(state, 'utf8')), { link: null, addresses: [] });
+  });
+
+  it('applies rules once and makes no mutating call when nothing drifted', async () => {
+    const fake = new FakeNetRunner();
+    const s = sidecar(fake, { ip_address: ['10.96.0.2', 'fd00::2'], setup_iptables: true });
+    const first = await s.sync();
+    assert.deepEqual(
+      first.changes.filter((c) => c.endsWith('rules')),
+      ['ipv4 raw rules', 'ipv4 filter rules', 'ipv6 raw rules', 'ipv6 filter rules'],
+    );
+    const mutations = fake.mutations().length;
+    const state = fake.render();
+    assert.deepEqual((await s.sync()).changes, []);
+    assert.equal(fake.mutations().length, mutations);
+    assert.equal(fake.render(), state);
+  });
+
+  it('touches ip6tables only when an IPv6 address needs rules', async () => {
+    const fake = new FakeNetRunner();
+    await sidecar(fake, { setup_iptables: true }).sync();
+    assert.ok(!fake.calls.some((c) => c.argv[0]?.includes('ip6tables')));
+  });
+});
