@@ -272,7 +272,8 @@ export function bridge(ws: WebSocket, con: Console, log: Logger): Promise<ExitSt
   con.onOutput((channel, data) => {
     if (ws.readyState !== ws.OPEN) return;
     ws.send(encodeFrame(channel, data), (err) => {
-      if (err === undefined && paused && ws.bufferedAmount < LOW_WATER) {
+      // ws passes null, not undefined, on success
+      if (!(err instanceof Error) && paused && ws.bufferedAmount < LOW_WATER) {
         paused = false;
         con.resume();
       }
