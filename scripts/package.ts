@@ -57,6 +57,8 @@ export const specSchema = z.strictObject({
       }),
     )
     .default([]),
+  /** checkout scripts run (`node --import tsx SCRIPT OUT`) before staging, e.g. a browser UI */
+  build: z.array(z.strictObject({ script: z.string().min(1), out: z.string().min(1) })).default([]),
   /** C programs compiled for the package (hardened, dynamic): `source` to the absolute `to` */
   native: z.array(z.strictObject({ source: z.string().min(1), to: absPath })).default([]),
 });
@@ -727,6 +729,15 @@ async function main(): Promise<number> {
       [node, '--import', 'tsx', path.join(ROOT, 'scripts', 'build.ts'), ...daemons],
       { cwd: ROOT, timeoutMs: 300_000 },
     );
+    for (const b of ready.flatMap((s) => s.build)) {
+      await runner.run(
+        [node, '--import', 'tsx', path.join(ROOT, b.script), path.join(ROOT, b.out)],
+        {
+          cwd: ROOT,
+          timeoutMs: 300_000,
+        },
+      );
+    }
     process.stderr.write(`package: bundles built in ${Math.round(performance.now() - t0)} ms\n`);
   }
 

@@ -532,6 +532,26 @@ describe(
       assert.match(r.stdout, /^hello from pid [1-9]$/m);
     });
 
+    it('webterminal serves its packaged browser UI once active', async (t) => {
+      if (!packaged('hostplane-webterminal')) {
+        t.skip('hostplane-webterminal is not packaged yet');
+        return;
+      }
+      // the shipped config as it is (plain HTTP on loopback), on a port the gateway does not use
+      const shipped = await readFile('/etc/hostplane/webterminal.toml', 'utf8');
+      await writeFile('/etc/hostplane/webterminal.toml', `listen = "127.0.0.1:8480"\n${shipped}`);
+      const r = await systemctl('start', 'webterminal');
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(await prop('webterminal', 'ActiveState'), 'active');
+      const res = await fetch('http://127.0.0.1:8480/', { signal: AbortSignal.timeout(60_000) });
+      assert.equal(res.status, 200);
+      assert.match(await res.text(), /<html/i);
+      const js = await fetch('http://127.0.0.1:8480/app.js', {
+        signal: AbortSignal.timeout(60_000),
+      });
+      assert.equal(js.status, 200, 'the UI bundle from /usr/share/hostplane/webterminal/ui');
+    });
+
     it('apt remove stops the services and leaves no hostplane addresses or rules', async () => {
       const running = [];
       for (const u of units()) if ((await prop(u, 'ActiveState')) === 'active') running.push(u);
