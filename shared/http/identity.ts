@@ -2,6 +2,7 @@
 // and identity headers that only a trusted proxy's certificate may set.
 import type { IncomingHttpHeaders } from 'node:http';
 import { TLSSocket } from 'node:tls';
+import { peerIdentity } from '../tls/index.ts';
 import { HttpError } from './errors.ts';
 
 /** An authenticated caller. */
@@ -34,17 +35,11 @@ export function certificateIdentity(socket: unknown): Identity {
       `authenticating caller: client certificate rejected: ${why}`,
     );
   }
-  const cn = first(cert.subject.CN);
-  if (cn === undefined || cn === '') {
+  const peer = peerIdentity(socket);
+  if (peer === null) {
     throw new HttpError('Unauthorized', 'authenticating caller: client certificate has no CN');
   }
-  const o = cert.subject.O;
-  const groups = o === undefined ? [] : typeof o === 'string' ? [o] : o;
-  return { user: cn, groups: [...groups] };
-}
-
-function first(v: string | string[] | undefined): string | undefined {
-  return Array.isArray(v) ? v[0] : v;
+  return { user: peer.cn, groups: peer.o };
 }
 
 /**
