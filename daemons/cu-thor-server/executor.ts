@@ -16,7 +16,7 @@ import type { Runner, Spawned } from '../../shared/exec/types.ts';
 import type { Logger } from '../../shared/log/index.ts';
 import { initPidOf, isolatedArgv } from '../../shared/ns/index.ts';
 import { applyLimits, checkLimitsShape, resolveLimits } from './limits.ts';
-import { OutputWriter, readOutput } from './output.ts';
+import { OutputWriter, readOutput, type ReadOutputOptions } from './output.ts';
 import { JobStore, markLost, type HostRef, type JobRecord } from './store.ts';
 import {
   ExecutorError,
@@ -26,6 +26,7 @@ import {
   type JobLimits,
   type OutputChunk,
   type StartOptions,
+  type OutputOptions,
 } from './types.ts';
 
 /** The environment every job gets, whatever the daemon's own is. */
@@ -642,11 +643,12 @@ class Job implements Command {
     return this.#done;
   }
 
-  output(opts: { signal?: AbortSignal } = {}): AsyncIterable<OutputChunk> {
+  output(opts: OutputOptions = {}): AsyncIterable<OutputChunk> {
     const live = this.#live?.writer ?? null;
-    const ro: { signal?: AbortSignal; bufferSize?: number } = {};
+    const ro: ReadOutputOptions = {};
     if (opts.signal !== undefined) ro.signal = opts.signal;
-    if (this.#readBuffer !== undefined) ro.bufferSize = this.#readBuffer;
+    const bufferSize = opts.readBytes ?? this.#readBuffer;
+    if (bufferSize !== undefined) ro.bufferSize = bufferSize;
     return readOutput(this.#store.outputPath(this.id), live, ro);
   }
 

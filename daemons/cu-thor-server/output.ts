@@ -288,8 +288,9 @@ function isAborted(signal: AbortSignal | undefined): boolean {
 
 export interface ReadOutputOptions {
   signal?: AbortSignal;
-  /** bytes read at a time (default 256 KiB); the reader's memory bound. */
-  bufferSize?: number;
+  /** bytes read at a time (default 256 KiB), the reader's memory bound; a function is asked
+   * before every read, so a server can shrink readers as more of them open. */
+  bufferSize?: number | (() => number);
 }
 
 /**
@@ -302,8 +303,9 @@ export async function* readOutput(
   live: LiveOutput | null,
   opts: ReadOutputOptions = {},
 ): AsyncGenerator<OutputChunk, void, undefined> {
+  const size = opts.bufferSize ?? DEFAULT_READ_BUFFER;
   // at least a few headers, so that a read that finds no whole header means the end of data
-  const bufferSize = Math.max(16, opts.bufferSize ?? DEFAULT_READ_BUFFER);
+  const bufferBytes = (): number => Math.max(16, typeof size === 'function' ? size() : size);
   const signal = opts.signal;
   let fh;
   try {
@@ -317,6 +319,7 @@ export async function* readOutput(
     let remaining = 0; // data bytes of the current record not read yet
     for (;;) {
       if (isAborted(signal)) return;
+      const bufferSize = bufferBytes();
       let want = bufferSize;
       if (live !== null) {
         const ended = live.ended;

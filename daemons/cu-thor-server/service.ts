@@ -40,8 +40,28 @@ export const REQUEST_BOUNDS = {
   totalBytes: 128 * 1024,
 } as const;
 
-/** Output bytes one GetOutStream may have written but not yet sent; its memory bound. */
-export const MAX_PENDING_BYTES = 1024 * 1024;
+/**
+ * Output bytes one GetOutStream may have handed to grpc-js but not yet seen sent. grpc-js holds
+ * them twice (our message, then its serialized frame), so this is a quarter of the memory bound.
+ */
+export const MAX_PENDING_BYTES = 256 * 1024;
+
+/**
+ * Bytes per output-file read of one stream, by how many streams are open: large while few are
+ * (fewer, bigger messages: throughput), smaller as more open, so that 100 readers stay within
+ * the server's memory budget. Asked again before every read.
+ */
+export function streamReadBytes(openStreams: number): number {
+  if (openStreams <= 4) return 256 * 1024;
+  if (openStreams <= 16) return 128 * 1024;
+  if (openStreams <= 48) return 64 * 1024;
+  return 32 * 1024;
+}
+
+/** The unsent bytes one stream may have queued, by how many streams are open. */
+export function streamPendingBytes(openStreams: number): number {
+  return Math.min(MAX_PENDING_BYTES, 2 * streamReadBytes(openStreams));
+}
 
 /** Output data bytes per stream message: small enough for any client's default 4 MiB cap. */
 export const MAX_MESSAGE_DATA = 1024 * 1024;
@@ -317,7 +337,7 @@ export function createJobExecutorService({ executor, log }: ServiceDeps): JobExe
     // a function, so checks after an await are not narrowed away by the one before it.
     const stopped = (): boolean => abort.signal.aborted;
     // grpc-js queues up to 16 messages per call before write() says stop; bound it in bytes
-    // instead (MAX_PENDING_BYTES), so 100 slow readers cannot pile up gigabytes in the server.
+    // instead (streamPendingBytes), so 100 slow readers cannot pile up gigabytes in the server.
     const queue = { bytes: 0, wake: null as (() => void) | null };
     abort.signal.addEventListener('abort', () => queue.wake?.(), { once: true });
     const send = async (msg: GetOutStreamResponseIn, bytes: number): Promise<void> => {
@@ -326,7 +346,7 @@ export function createJobExecutorService({ executor, log }: ServiceDeps): JobExe
         queue.bytes -= bytes;
         queue.wake?.();
       });
-      while (queue.bytes > MAX_PENDING_BYTES && !stopped()) {
+      while (queue.bytes > streamPendingBytes(streams.size) && !stopped()) {
         await new Promise<void>((resolve) => {
           queue.wake = resolve;
         });
@@ -344,7 +364,8 @@ export function createJobExecutorService({ executor, log }: ServiceDeps): JobExe
       const cmd = owned(call.request.id, owner);
       streams.add(abort);
       call.once('cancelled', onCancel);
-      for await (const chunk of cmd.output({ signal: abort.signal })) {
+      const readBytes = (): number => streamReadBytes(streams.size);
+      for await (const chunk of cmd.output({ signal: abort.signal, readBytes })) {
         if (stopped()) break;
         if (chunk.kind === 'truncated') {
           await send({ truncated: {} }, 0);

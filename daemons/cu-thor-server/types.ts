@@ -2,13 +2,7 @@
 
 /** Where a job ended up; `lost` = it was running when the daemon restarted. */
 export type ExecutionStatus =
-  | 'running'
-  | 'exited'
-  | 'stopped'
-  | 'killed'
-  | 'oom_killed'
-  | 'failed_to_start'
-  | 'lost';
+  'running' | 'exited' | 'stopped' | 'killed' | 'oom_killed' | 'failed_to_start' | 'lost';
 
 /** One block device limit, as io.max takes it. */
 export interface IoLimit {
@@ -55,12 +49,18 @@ export interface ExecutionInfo {
 
 /** One piece of output, in the order it was written. */
 export type OutputChunk =
-  | { kind: 'data'; stream: 'stdout' | 'stderr'; data: Buffer }
-  | { kind: 'truncated' }; // the per-job cap was reached; nothing more will be kept
+  { kind: 'data'; stream: 'stdout' | 'stderr'; data: Buffer } | { kind: 'truncated' }; // the per-job cap was reached; nothing more will be kept
 
 export interface StartOptions {
   owner: string;
   limits?: JobLimits;
+}
+
+/** How a reader follows a job's output. */
+export interface OutputOptions {
+  signal?: AbortSignal;
+  /** bytes per read (default: the executor's); a function is asked before every read */
+  readBytes?: number | (() => number);
 }
 
 /** A started job. */
@@ -71,17 +71,16 @@ export interface Command {
   stop(): Promise<ExecutionInfo>;
   /** resolves when the job has ended. */
   wait(): Promise<ExecutionInfo>;
-  /** all output from the first byte, then live until the job ends (or `signal` aborts). */
-  output(opts?: { signal?: AbortSignal }): AsyncIterable<OutputChunk>;
+  /**
+   * All output from the first byte, then live until the job ends (or `signal` aborts).
+   * `readBytes` bounds what one read takes (the reader's memory), asked again before each read.
+   */
+  output(opts?: OutputOptions): AsyncIterable<OutputChunk>;
 }
 
 /** Stable error codes of the executor, mapped to gRPC codes by the service. */
 export type ExecutorErrorCode =
-  | 'invalid_argument'
-  | 'not_found'
-  | 'resource_exhausted'
-  | 'unavailable'
-  | 'internal';
+  'invalid_argument' | 'not_found' | 'resource_exhausted' | 'unavailable' | 'internal';
 
 export class ExecutorError extends Error {
   readonly code: ExecutorErrorCode;

@@ -66,17 +66,22 @@ export async function readCredentials(dir: string): Promise<Credentials> {
   }
 }
 
-/** Client credentials from shared/tls: TLS 1.3 only, server verified, client certificate sent. */
-export function channelCredentials(creds: Credentials): grpc.ChannelCredentials {
-  let context: tls.SecureContext;
+/** The TLS context of a cu-thor client, from shared/tls's client options. */
+export function clientSecureContext(creds: Credentials): tls.SecureContext {
   try {
-    context = tls.createSecureContext(clientContextOptions(creds));
+    return tls.createSecureContext(clientContextOptions(creds));
   } catch (cause) {
     throw new CredentialsError(`loading client credentials: ${(cause as Error).message}`, {
       cause,
     });
   }
-  return grpc.credentials.createFromSecureContext(context, { rejectUnauthorized: true });
+}
+
+/** Client credentials from shared/tls: TLS 1.3 only, server verified, client certificate sent. */
+export function channelCredentials(creds: Credentials): grpc.ChannelCredentials {
+  return grpc.credentials.createFromSecureContext(clientSecureContext(creds), {
+    rejectUnauthorized: true,
+  });
 }
 
 export interface JobClient {

@@ -7,6 +7,7 @@ import {
   type Command,
   type ExecutionInfo,
   type OutputChunk,
+  type OutputOptions,
   type StartOptions,
 } from '../../../../daemons/cu-thor-server/types.ts';
 
@@ -62,8 +63,12 @@ export class FakeCommand implements Command {
   wait(): Promise<ExecutionInfo> {
     return Promise.resolve(this.info());
   }
-  async *output(opts: { signal?: AbortSignal } = {}): AsyncIterable<OutputChunk> {
+  /** what each reader's readBytes said when it started, for the service's sizing */
+  readonly readBytesSeen: number[] = [];
+  async *output(opts: OutputOptions = {}): AsyncIterable<OutputChunk> {
     this.readers++;
+    const rb = opts.readBytes;
+    if (rb !== undefined) this.readBytesSeen.push(typeof rb === 'function' ? rb() : rb);
     try {
       let at = 0;
       for (;;) {

@@ -114,6 +114,22 @@ describe('readOutput', () => {
     }
   });
 
+  it('asks a bufferSize function before every read, so a reader can shrink while it runs', async () => {
+    const p = file();
+    const w = OutputWriter.create(p, { maxBytes: 1 << 20, log });
+    const data = Buffer.alloc(10_000, 'y');
+    w.append('stdout', data);
+    await w.end();
+    const sizes = [4096, 1024, 64];
+    let calls = 0;
+    const bufferSize = (): number => sizes[Math.min(calls++, sizes.length - 1)]!;
+    const chunks = await collect(readOutput(p, null, { bufferSize }));
+    // 4096 + 1024, then 64 a read: at least 2 + ceil((10_005 - 5120) / 64) = 79 reads
+    assert.ok(calls >= 79, `${calls} reads`);
+    assert.ok(chunks.every((c) => c.kind !== 'data' || c.data.length <= 4096));
+    assert.deepEqual(merged(chunks), merged([{ kind: 'data', stream: 'stdout', data }]));
+  });
+
   it('follows a live writer from byte 0 and ends when the writer ends', async () => {
     const p = file();
     const w = OutputWriter.create(p, { maxBytes: 1 << 20, log });

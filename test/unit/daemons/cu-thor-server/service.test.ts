@@ -9,7 +9,10 @@ import type { JobExecutorClient, GetOutStreamResponse } from '../../../../shared
 import {
   createJobExecutorService,
   MAX_MESSAGE_DATA,
+  MAX_PENDING_BYTES,
   SERVER_CHANNEL_OPTIONS,
+  streamPendingBytes,
+  streamReadBytes,
   type JobExecutorService,
 } from '../../../../daemons/cu-thor-server/service.ts';
 import { ReloadableServerCredentials } from '../../../../daemons/cu-thor-server/credentials.ts';
@@ -221,6 +224,29 @@ describe('JobExecutor gRPC service', () => {
     assert.ok(msgs.length >= 4);
     assert.ok(msgs.every((m) => (m.data?.data.length ?? 0) <= MAX_MESSAGE_DATA));
     assert.ok(Buffer.concat(msgs.map((m) => m.data!.data)).equals(big));
+  });
+
+  it('readers read smaller pieces as more output streams are open, within the pending bound', async () => {
+    const { id } = await start(c1, 'forever');
+    const job = executor.jobs.get(id)!;
+    const streams = Array.from({ length: 30 }, () => c1.getOutStream({ id }));
+    for (const s of streams) s.on('error', () => undefined);
+    const t0 = Date.now();
+    while (job.readers < 30 && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(job.readers, 30);
+    const sizes = job.readBytesSeen;
+    assert.equal(sizes.length, 30);
+    // the first reader alone reads big pieces; the 30th, with 29 others open, small ones
+    assert.equal(sizes[0], streamReadBytes(1));
+    assert.equal(sizes.at(-1), streamReadBytes(30));
+    assert.ok(streamReadBytes(30) < streamReadBytes(1));
+    for (const s of streams) s.cancel();
+    // a stream never holds more than MAX_PENDING_BYTES unsent, fewer when many are open
+    for (const n of [1, 4, 5, 16, 17, 48, 49, 100, 1000]) {
+      assert.ok(streamPendingBytes(n) <= MAX_PENDING_BYTES);
+      assert.ok(streamReadBytes(n) >= 16 * 1024);
+      assert.ok(streamReadBytes(n + 1) <= streamReadBytes(n));
+    }
   });
 
   it('a client cancelling GetOutStream ends the server-side reader', async () => {
