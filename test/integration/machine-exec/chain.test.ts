@@ -248,6 +248,28 @@ describe('exec chain', () => {
     assert.equal((JSON.parse(res.body) as { reason: string }).reason, 'Unauthorized');
   });
 
+  it('serves /healthz and /readyz, and answers a plain request to the exec route with 400', async () => {
+    const get = (url: string, opts: https.RequestOptions) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        https
+          .get(url, opts, (r) => {
+            let body = '';
+            r.on('data', (c: Buffer) => (body += c.toString()));
+            r.on('end', () => {
+              resolve({ status: r.statusCode ?? 0, body });
+            });
+          })
+          .on('error', reject);
+      });
+    for (const base of [gw, `https://127.0.0.1:${poollet.port}`]) {
+      assert.equal((await get(`${base}/healthz`, { ca: ca.cert })).status, 200);
+      assert.equal((await get(`${base}/readyz`, { ca: ca.cert })).status, 200);
+    }
+    const plain = await get(gw + EXEC('default', 'm1'), alice);
+    assert.equal(plain.status, 400);
+    assert.match(plain.body, /WebSocket upgrade/);
+  });
+
   it('answers 404 for an unknown machine at the gateway', async () => {
     await assert.rejects(
       connectExec(gw + EXEC('default', 'nosuch'), { tls: alice, onOutput: () => undefined }),
