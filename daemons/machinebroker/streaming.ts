@@ -70,9 +70,22 @@ export function createStreamingServer(deps: StreamingDeps): {
     );
   });
 
-  const upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): Promise<WebSocket> =>
+  // undefined when the handshake never completes (ws answers 400 and drops the socket without
+  // calling back), so that the console started for it is ended rather than leaked
+  const upgrade = (
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+  ): Promise<WebSocket | undefined> =>
     new Promise((resolve) => {
-      wss.handleUpgrade(req, socket, head, resolve);
+      const onClose = (): void => {
+        resolve(undefined);
+      };
+      socket.once('close', onClose);
+      wss.handleUpgrade(req, socket, head, (ws) => {
+        socket.off('close', onClose);
+        resolve(ws);
+      });
     });
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -93,6 +106,15 @@ export function createStreamingServer(deps: StreamingDeps): {
     const offered = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((s) => s.trim());
     if (!offered.includes(V5_PROTOCOL)) {
       throw new HttpError('BadRequest', `exec needs WebSocket subprotocol ${V5_PROTOCOL}`);
+    }
+    // a handshake ws would refuse must not use up the token
+    const key = req.headers['sec-websocket-key'];
+    if (
+      req.headers['sec-websocket-version'] !== '13' ||
+      typeof key !== 'string' ||
+      !/^[+/0-9A-Za-z]{22}==$/.test(key)
+    ) {
+      throw new HttpError('BadRequest', 'exec needs a WebSocket version 13 handshake');
     }
     const pending = deps.store.take(m[1]!);
     if (pending === undefined)
@@ -124,6 +146,10 @@ export function createStreamingServer(deps: StreamingDeps): {
           return;
         }
         const ws = await upgrade(req, socket, head);
+        if (ws === undefined) {
+          con.kill();
+          return;
+        }
         await bridge(ws, con, slog);
         return;
       }
@@ -147,6 +173,10 @@ export function createStreamingServer(deps: StreamingDeps): {
             return;
           }
           const ws = await upgrade(req, socket, head);
+          if (ws === undefined) {
+            sock.destroy();
+            return;
+          }
           await bridge(ws, serialConsole(sock, target.socket, slog), slog);
         } finally {
           busySerial.delete(target.socket);

@@ -162,6 +162,34 @@ describe('machinebroker', () => {
     assert.deepEqual(await s.status, { kind: 'exited', code: 0 });
   });
 
+  it('answers a malformed WebSocket handshake with 400 and keeps the token', async () => {
+    const url = await client.exec('m1-id', false);
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = http.request(url, {
+        headers: {
+          connection: 'Upgrade',
+          upgrade: 'websocket',
+          'sec-websocket-version': '8',
+          'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
+          'sec-websocket-protocol': 'v5.channel.k8s.io',
+        },
+      });
+      req.on('response', (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('upgrade', () => {
+        reject(new Error('upgraded'));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    assert.equal(status, 400);
+    const s = await openCollected(url);
+    s.session.closeStdin();
+    assert.deepEqual(await s.status, { kind: 'exited', code: 0 });
+  });
+
   it('answers Exec with RESOURCE_EXHAUSTED once max_in_flight tokens are pending', async () => {
     now += 120_000; // expire whatever earlier tests left
     const urls: string[] = [];
