@@ -4,7 +4,7 @@ import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { HttpError, sendError, toHttpError } from '../../shared/http/errors.ts';
-import { serverOptions } from '../../shared/http/server.ts';
+import { readBody, serverOptions } from '../../shared/http/server.ts';
 import type { Logger } from '../../shared/log/index.ts';
 import { serverContextOptions, type CertificateMaterial } from '../../shared/tls/index.ts';
 import { admit, BadReviewError } from './mutate.ts';
@@ -129,7 +129,7 @@ export function webhookHandler(o: {
       );
       return;
     }
-    readBounded(req, o.maxBodyBytes).then(
+    readBody(req, o.maxBodyBytes).then(
       (body) => {
         let review: unknown;
         try {
@@ -163,7 +163,14 @@ export function webhookHandler(o: {
         }
       },
       (err: unknown) => {
-        reply(res, toHttpError(err));
+        const e = toHttpError(err);
+        // the rest of an oversized body is never read: close instead of draining it
+        reply(
+          res,
+          e.reason === 'PayloadTooLarge'
+            ? new HttpError(e.reason, e.message, { headers: { connection: 'close' }, cause: err })
+            : e,
+        );
       },
     );
   };
@@ -183,48 +190,5 @@ function hasBody(req: IncomingMessage): boolean {
 function methodNotAllowed(allow: string, method: string | undefined): HttpError {
   return new HttpError('MethodNotAllowed', `method ${method ?? '?'} not allowed: use ${allow}`, {
     headers: { allow },
-  });
-}
-
-/**
- * The request body, at most `max` bytes. Past the bound it rejects with 413 and the connection is
- * closed after the answer: the rest of the body is never read.
- */
-function readBounded(req: IncomingMessage, max: number): Promise<Buffer> {
-  const tooLarge = (what: string): HttpError =>
-    new HttpError('PayloadTooLarge', `reading AdmissionReview: ${what} exceed ${max} bytes`, {
-      headers: { connection: 'close' },
-    });
-  const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > max) return Promise.reject(tooLarge(`${declared} bytes`));
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (chunk: Buffer): void => {
-      size += chunk.length;
-      if (size > max) {
-        cleanup();
-        req.pause();
-        reject(tooLarge('more than that'));
-        return;
-      }
-      chunks.push(chunk);
-    };
-    const onEnd = (): void => {
-      cleanup();
-      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
-    };
-    const onError = (err: Error): void => {
-      cleanup();
-      reject(new HttpError('BadRequest', `reading request body: ${err.message}`, { cause: err }));
-    };
-    const cleanup = (): void => {
-      req.off('data', onData);
-      req.off('end', onEnd);
-      req.off('error', onError);
-    };
-    req.on('data', onData);
-    req.on('end', onEnd);
-    req.on('error', onError);
   });
 }

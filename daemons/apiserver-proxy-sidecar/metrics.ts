@@ -1,8 +1,9 @@
 // The sidecar's Prometheus metrics (prom-client, on a registry of its own), and the optional
 // loopback listener that serves them with /healthz and /readyz.
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Counter, Histogram, Registry } from 'prom-client';
+import { HttpError, sendError, toHttpError } from '../../shared/http/errors.ts';
+import { handleHealth, listen, requestUrl, serverOptions } from '../../shared/http/server.ts';
 
 export type RepairKind = 'link' | 'address' | 'rules';
 export type ErrorKind = 'read' | 'link' | 'address' | 'rules' | 'state' | 'watch';
@@ -56,53 +57,40 @@ export interface MetricsServer {
 /** Serves /metrics, /healthz (process alive) and /readyz (`ready()` true) on host:port. */
 export async function serveMetrics(
   metrics: SidecarMetrics,
-  listen: { host: string; port: number },
+  at: { host: string; port: number },
   ready: () => boolean,
 ): Promise<MetricsServer> {
-  const server: Server = createServer((req, res) => {
-    const url = req.url ?? '/';
-    const send = (status: number, type: string, body: string): void => {
-      res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
-      res.end(body);
-    };
+  const server: Server = createServer(serverOptions(), (req, res) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.setHeader('allow', 'GET, HEAD');
-      send(405, 'application/json', JSON.stringify({ error: 'method not allowed' }));
+      sendError(
+        res,
+        new HttpError('MethodNotAllowed', `method ${req.method ?? '?'} not allowed: use GET`, {
+          headers: { allow: 'GET, HEAD' },
+        }),
+      );
       return;
     }
-    if (url === '/metrics') {
-      metrics.registry.metrics().then(
-        (text) => {
-          send(200, metrics.registry.contentType, text);
-        },
-        (err: unknown) => {
-          send(500, 'application/json', JSON.stringify({ error: String(err) }));
-        },
-      );
-    } else if (url === '/healthz') {
-      send(200, 'text/plain', 'ok\n');
-    } else if (url === '/readyz') {
-      if (ready()) send(200, 'text/plain', 'ok\n');
-      else send(503, 'application/json', JSON.stringify({ error: 'no successful sync yet' }));
-    } else {
-      send(404, 'application/json', JSON.stringify({ error: `no such path ${url}` }));
+    if (handleHealth(req, res, ready)) return;
+    if (requestUrl(req).pathname !== '/metrics') {
+      sendError(res, new HttpError('NotFound', `no route for ${requestUrl(req).pathname}`));
+      return;
     }
+    metrics.registry.metrics().then(
+      (text) => {
+        res.writeHead(200, {
+          'content-type': metrics.registry.contentType,
+          'content-length': Buffer.byteLength(text),
+        });
+        res.end(text);
+      },
+      (err: unknown) => {
+        sendError(res, toHttpError(err));
+      },
+    );
   });
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 30_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(listen.port, listen.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  }).catch((cause: unknown) => {
-    throw new Error(`listening for metrics on ${listen.host}:${listen.port}: ${String(cause)}`, {
-      cause,
-    });
-  });
+  const addr = await listen(server, at.host, at.port);
   return {
-    port: (server.address() as AddressInfo).port,
+    port: addr.port,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => {
