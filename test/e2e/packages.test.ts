@@ -362,7 +362,8 @@ describe(
       assert.match(on.addrs, /10\.123\.0\.1/);
       assert.match(on.addrs, /fd00:123::1/);
       assert.match(on.addrs, /10\.124\.0\.1/);
-      assert.match(on.rules, /NOTRACK/);
+      assert.match(on.rules, /-d 10\.123\.0\.1\/32 -p tcp -m tcp --dport 443 -j CT --notrack/);
+      assert.match(on.rules, /-d fd00:123::1\/128 -p tcp -m tcp --dport 443 -j ACCEPT/);
       assert.equal((await systemctl('stop', 'apiserver-proxy-sidecar')).code, 0);
       assert.deepEqual(await sidecarTraces(), { addrs: '', rules: '' });
       // running again for the remove step
