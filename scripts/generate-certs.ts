@@ -10,9 +10,6 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createCA, issueCertificate, writeCredentials } from '../shared/pki/index.ts';
 
-// deprecated sync helpers, re-exported for test/integration/webterminal/helpers.ts only
-export { createRootCa, issueLeaf } from './legacy-sync-pki.ts';
-
 export const CLIENT_NAMES = ['client1', 'client2'] as const;
 
 /** Subject O of every certificate of the set. */

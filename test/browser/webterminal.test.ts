@@ -72,7 +72,7 @@ describe(
       uiDir = await mkdtemp(path.join(os.tmpdir(), 'hostplane-webterminal-ui-'));
       await buildUi(uiDir);
       const log = silentLogger();
-      const pki = testPki();
+      const pki = await testPki();
       wt = await startWebterminal(
         testConfig('[sessions]\nttl = "3s"\nsweep_interval = "100ms"\n', uiDir),
         { log, clock: Date.now, start: targetStarter(await sandboxDeps(), log), tls: pki.server },

@@ -331,7 +331,7 @@ describe('webterminal client certificates', { timeout: 60_000 }, () => {
   it('identifies a caller by a client certificate the configured CA signed', async () => {
     const h = await startHarness({ clientCa: true });
     try {
-      const who = await h.api('GET', '/api/whoami', { cert: h.pki.client('carol') });
+      const who = await h.api('GET', '/api/whoami', { cert: await h.pki.client('carol') });
       assert.equal(who.status, 200);
       assert.equal(who.json.user, 'carol');
       assert.equal(who.json.method, 'certificate');

@@ -8,9 +8,9 @@ import { createRunner, findBinary } from '../../../shared/exec/index.ts';
 import { parseConfig } from '../../../shared/config/index.ts';
 import { silentLogger, type Logger } from '../../../shared/log/index.ts';
 import { ensureNsInit } from '../../../shared/ns/index.ts';
+import { createCA, issueCertificate } from '../../../shared/pki/index.ts';
 import { connectExec, type ExecSession } from '../../../shared/stream/client.ts';
 import type { ExitStatus } from '../../../shared/stream/index.ts';
-import { createRootCa, issueLeaf } from '../../../scripts/generate-certs.ts';
 import { hashToken } from '../../../daemons/webterminal/auth.ts';
 import { configSchema, type WebterminalConfig } from '../../../daemons/webterminal/config.ts';
 import type { SandboxDeps } from '../../../daemons/webterminal/sandbox.ts';
@@ -30,18 +30,35 @@ export async function sandboxDeps(): Promise<SandboxDeps> {
 
 export interface Pki {
   ca: string;
+  /** the CA's certificate and key, for a daemon that issues certificates from it */
+  caCredentials: { certPem: string; keyPem: string };
   server: { cert: string; key: string };
-  client(cn: string): { cert: string; key: string };
+  client(cn: string, groups?: readonly string[]): Promise<{ cert: string; key: string }>;
 }
 
-export function testPki(): Pki {
-  const ca = createRootCa(2048, 2);
-  const server = issueLeaf(ca, 'localhost', { server: ['localhost', '127.0.0.1'] }, 2048, 2);
+/** A CA (RSA 2048, for speed), a server certificate for localhost/127.0.0.1 and client issuance. */
+export async function testPki(): Promise<Pki> {
+  const ca = await createCA({ commonName: 'webterminal test CA', bits: 2048, days: 2 });
+  const server = await issueCertificate({
+    ca,
+    commonName: 'localhost',
+    dnsNames: ['localhost'],
+    ipAddresses: ['127.0.0.1'],
+    usage: 'server',
+    days: 2,
+  });
   return {
     ca: ca.certPem,
+    caCredentials: ca,
     server: { cert: server.certPem, key: server.keyPem },
-    client: (cn) => {
-      const c = issueLeaf(ca, cn, 'client', 2048, 2);
+    client: async (cn, groups = []) => {
+      const c = await issueCertificate({
+        ca,
+        commonName: cn,
+        organizations: groups,
+        usage: 'client',
+        days: 2,
+      });
       return { cert: c.certPem, key: c.keyPem };
     },
   };
@@ -122,7 +139,7 @@ export interface Harness {
 export async function startHarness(
   opts: { config?: WebterminalConfig; pki?: Pki; clientCa?: boolean; log?: Logger } = {},
 ): Promise<Harness> {
-  const pki = opts.pki ?? testPki();
+  const pki = opts.pki ?? (await testPki());
   const now = { ms: Date.now() };
   const log = opts.log ?? silentLogger();
   const wt = await startWebterminal(opts.config ?? testConfig(), {
