@@ -2,6 +2,7 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import path from 'node:path';
+import process from 'node:process';
 
 /**
  * Import boundaries of DESIGN.md, as a local rule:
