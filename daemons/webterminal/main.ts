@@ -51,6 +51,7 @@ process.exit(
           term: c.sandbox.term,
         },
         ctx.log,
+        { ttlMs: c.sessions.ttl, timeoutMs: c.sessions.ready_timeout },
       );
       const wt = await startWebterminal(c, {
         log: ctx.log,

@@ -13,6 +13,7 @@ import { connectExec, type ExecSession } from '../../../shared/stream/client.ts'
 import type { ExitStatus } from '../../../shared/stream/index.ts';
 import { hashToken } from '../../../daemons/webterminal/auth.ts';
 import { configSchema, type WebterminalConfig } from '../../../daemons/webterminal/config.ts';
+import type { MachineDeps } from '../../../daemons/webterminal/machine.ts';
 import type { SandboxDeps } from '../../../daemons/webterminal/sandbox.ts';
 import { startWebterminal, type Webterminal } from '../../../daemons/webterminal/server.ts';
 import { targetStarter } from '../../../daemons/webterminal/targets.ts';
@@ -137,15 +138,27 @@ export interface Harness {
 }
 
 export async function startHarness(
-  opts: { config?: WebterminalConfig; pki?: Pki; clientCa?: boolean; log?: Logger } = {},
+  opts: {
+    config?: WebterminalConfig;
+    pki?: Pki;
+    clientCa?: boolean;
+    log?: Logger;
+    /** how machine targets mint their session certificates (default shared/pki) */
+    issue?: MachineDeps['issue'];
+  } = {},
 ): Promise<Harness> {
   const pki = opts.pki ?? (await testPki());
   const now = { ms: Date.now() };
   const log = opts.log ?? silentLogger();
-  const wt = await startWebterminal(opts.config ?? testConfig(), {
+  const config = opts.config ?? testConfig();
+  const wt = await startWebterminal(config, {
     log,
     clock: () => now.ms,
-    start: targetStarter(await sandboxDeps(), log),
+    start: targetStarter(await sandboxDeps(), log, {
+      ttlMs: config.sessions.ttl,
+      timeoutMs: config.sessions.ready_timeout,
+      ...(opts.issue === undefined ? {} : { issue: opts.issue }),
+    }),
     tls: { ...pki.server, ...(opts.clientCa === true ? { clientCa: pki.ca } : {}) },
   });
   return {
