@@ -1,6 +1,7 @@
 // The webhook from config to stop: load the certificate, listen, take new certificates when the
 // files change (a secret volume's symlink swap) and on SIGHUP, close on stop.
 import path from 'node:path';
+import { untilAborted } from '../../shared/daemon/index.ts';
 import type { Logger } from '../../shared/log/index.ts';
 import { watchCertificates, type CertificateFiles } from '../../shared/tls/index.ts';
 import type { WebhookConfig } from './config.ts';
@@ -52,17 +53,7 @@ export async function runWebhook(d: WebhookRunDeps): Promise<void> {
     const where = `${c.host === '' ? '*' : c.host}:${web.port}`;
     d.log.info({ listen: where, clientCa: c.client_ca_name !== undefined }, 'listening');
     d.ready(`serving on ${where}`);
-    if (!d.signal.aborted) {
-      await new Promise<void>((resolve) => {
-        d.signal.addEventListener(
-          'abort',
-          () => {
-            resolve();
-          },
-          { once: true },
-        );
-      });
-    }
+    await untilAborted(d.signal);
   } finally {
     certs.close();
     await web?.close();

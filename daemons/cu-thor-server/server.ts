@@ -1,6 +1,7 @@
 // cu-thor-server's lifecycle: build the executor and the mTLS gRPC server, bind, report READY,
 // reload certificates on demand, and drain on shutdown (see run()).
 import * as grpc from '@grpc/grpc-js';
+import { untilAborted } from '../../shared/daemon/index.ts';
 import type { Runner } from '../../shared/exec/types.ts';
 import type { Logger } from '../../shared/log/index.ts';
 import { loadJobExec } from '../../shared/proto/index.ts';
@@ -104,17 +105,7 @@ export async function run(deps: ServerDeps, signal: AbortSignal): Promise<void> 
       : `namespaces only, NO resource limits (cgroup v2 not usable: ${executor.cgroupProblem ?? 'unknown'})`;
     deps.ready(`listening on ${address}; jobs run with ${isolation}`);
 
-    if (!signal.aborted) {
-      await new Promise<void>((resolve) => {
-        signal.addEventListener(
-          'abort',
-          () => {
-            resolve();
-          },
-          { once: true },
-        );
-      });
-    }
+    await untilAborted(signal);
     log.info('draining: refusing new calls, ending output streams, stopping jobs');
     const drained = shutdown(server, config.stop_grace + 5_000);
     service.close();

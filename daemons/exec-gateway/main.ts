@@ -1,5 +1,5 @@
 // exec-gateway: the users' entry to machine exec (see docs/machine-exec.md).
-import { runDaemon } from '../../shared/daemon/index.ts';
+import { runDaemon, untilAborted } from '../../shared/daemon/index.ts';
 import { configSchema, type GatewayConfig } from './config.ts';
 import { startGateway } from './server.ts';
 
@@ -19,15 +19,7 @@ process.exit(
       const gateway = await startGateway(ctx.config, { log: ctx.log });
       ctx.onReload((next) => gateway.reload(next));
       ctx.ready(`listening on port ${gateway.port}`);
-      await new Promise<void>((resolve) => {
-        ctx.signal.addEventListener(
-          'abort',
-          () => {
-            resolve();
-          },
-          { once: true },
-        );
-      });
+      await untilAborted(ctx.signal);
       await gateway.close();
     },
   }),

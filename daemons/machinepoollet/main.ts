@@ -1,5 +1,5 @@
 // machinepoollet: the machine pool's exec endpoint in front of its runtime (see docs/machine-exec.md).
-import { runDaemon } from '../../shared/daemon/index.ts';
+import { runDaemon, untilAborted } from '../../shared/daemon/index.ts';
 import { configSchema, type PoolletConfig } from './config.ts';
 import { startPoollet } from './server.ts';
 
@@ -18,15 +18,7 @@ process.exit(
       const poollet = await startPoollet(ctx.config, { log: ctx.log });
       ctx.onReload((next) => poollet.reload(next));
       ctx.ready(`listening on port ${poollet.port}`);
-      await new Promise<void>((resolve) => {
-        ctx.signal.addEventListener(
-          'abort',
-          () => {
-            resolve();
-          },
-          { once: true },
-        );
-      });
+      await untilAborted(ctx.signal);
       await poollet.close();
     },
   }),
