@@ -52,7 +52,14 @@ const boundaries = {
 };
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'dist/', 'shared/proto/generated/', 'daemons/webterminal/ui/vendor/'] },
+  {
+    ignores: [
+      'node_modules/',
+      'dist/',
+      'shared/proto/generated/',
+      'daemons/webterminal/ui/vendor/',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.strictTypeChecked,
   {

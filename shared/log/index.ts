@@ -13,7 +13,8 @@ export interface LogOptions {
 
 /** A JSON logger to stdout with no transports, as production runs it. */
 export function createLogger(opts: LogOptions): Logger {
-  const level = opts.level ?? (process.env['HOSTPLANE_LOG_LEVEL'] as LevelWithSilent | undefined) ?? 'info';
+  const level =
+    opts.level ?? (process.env['HOSTPLANE_LOG_LEVEL'] as LevelWithSilent | undefined) ?? 'info';
   return pino(
     {
       name: opts.name,
@@ -27,9 +28,10 @@ export function createLogger(opts: LogOptions): Logger {
 }
 
 /** A logger whose records tests can read: every record is parsed and pushed to `records`. */
-export function createMemoryLogger(
-  name = 'test',
-): { log: Logger; records: Record<string, unknown>[] } {
+export function createMemoryLogger(name = 'test'): {
+  log: Logger;
+  records: Record<string, unknown>[];
+} {
   const records: Record<string, unknown>[] = [];
   const destination: DestinationStream = {
     write(line: string) {
