@@ -199,9 +199,9 @@ async function startProcessChain(
 ): Promise<Chain> {
   const checkout = path.resolve(import.meta.dirname, '../..');
   const dir = await tempDir('bench');
-  const ca = createTestCa();
+  const ca = await createTestCa();
   const files = async (name: string, cn: string, server?: string[]): Promise<string> => {
-    const f = await ca.write(dir, name, ca.issue(cn, server === undefined ? {} : { server }));
+    const f = await ca.write(dir, name, await ca.issue(cn, server === undefined ? {} : { server }));
     return `ca_file = ${JSON.stringify(f.ca_file)}\ncert_file = ${JSON.stringify(f.cert_file)}\nkey_file = ${JSON.stringify(f.key_file)}\n`;
   };
   const socket = path.join(dir, 'broker.sock');
@@ -256,7 +256,7 @@ async function startProcessChain(
       });
     });
   }
-  const leaf = ca.issue('alice');
+  const leaf = await ca.issue('alice');
   return {
     gatewayUrl: `https://127.0.0.1:${gatewayPort}`,
     alice: { ca: ca.cert, cert: leaf.cert, key: leaf.key },

@@ -45,17 +45,17 @@ describe('exec chain', () => {
   let now = 5_000_000;
 
   const files = async (name: string, cn: string, opts?: Parameters<TestCa['issue']>[1]) => {
-    const f = await ca.write(dir, name, ca.issue(cn, opts));
+    const f = await ca.write(dir, name, await ca.issue(cn, opts));
     return `ca_file = ${JSON.stringify(f.ca_file)}\ncert_file = ${JSON.stringify(f.cert_file)}\nkey_file = ${JSON.stringify(f.key_file)}\n`;
   };
-  const clientTls = (cn: string, groups: string[] = []): ConnectionOptions => {
-    const leaf = ca.issue(cn, { groups });
+  const clientTls = async (cn: string, groups: string[] = []): Promise<ConnectionOptions> => {
+    const leaf = await ca.issue(cn, { groups });
     return { ca: ca.cert, cert: leaf.cert, key: leaf.key };
   };
 
   before(async () => {
     dir = await tempDir('chain');
-    ca = createTestCa();
+    ca = await createTestCa();
     broker = await startBroker(
       brokerConfig(
         dir,
@@ -82,7 +82,7 @@ describe('exec chain', () => {
       { log: silentLogger() },
     );
     // a "poollet" that accepts the upgrade and then resets the TCP connection in the middle of it
-    const resetLeaf = ca.issue('reset', { server: ['127.0.0.1'] });
+    const resetLeaf = await ca.issue('reset', { server: ['127.0.0.1'] });
     resetServer = net.createServer((raw) => {
       raw.on('error', () => undefined);
       const sock = new tls.TLSSocket(raw, {
@@ -132,8 +132,8 @@ describe('exec chain', () => {
       log: silentLogger(),
     });
     gw = `https://127.0.0.1:${gateway.port}`;
-    alice = clientTls('alice');
-    bob = clientTls('bob', ['ops']);
+    alice = await clientTls('alice');
+    bob = await clientTls('bob', ['ops']);
     anonymous = { ca: ca.cert };
   });
 
@@ -190,7 +190,7 @@ describe('exec chain', () => {
   });
 
   it('answers 401 for a certificate from another CA', async () => {
-    const other = createTestCa('other CA').issue('alice');
+    const other = await (await createTestCa('other CA')).issue('alice');
     await assert.rejects(
       connectExec(gw + EXEC('default', 'm1'), {
         tls: { ca: ca.cert, cert: other.cert, key: other.key },
@@ -210,7 +210,7 @@ describe('exec chain', () => {
   it('answers 403 at the poollet when the gateway forwards a user its policy denies', async () => {
     // the gateway allows alice anywhere in "default" only, and the poollet agrees; secret/m1 is
     // allowed to nobody at the gateway, so ask the poollet directly as the gateway would
-    const gwClient = clientTls('exec-gateway');
+    const gwClient = await clientTls('exec-gateway');
     await assert.rejects(
       connectExec(`https://127.0.0.1:${poollet.port}` + EXEC('secret', 'm1'), {
         tls: gwClient,

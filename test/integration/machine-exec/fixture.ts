@@ -34,13 +34,13 @@ export async function startChain(
   brokerExtra = '',
 ): Promise<Chain> {
   const dir = await tempDir('chain');
-  const ca = createTestCa();
+  const ca = await createTestCa();
   const files = async (
     name: string,
     cn: string,
     opts?: Parameters<TestCa['issue']>[1],
   ): Promise<string> => {
-    const f = await ca.write(dir, name, ca.issue(cn, opts));
+    const f = await ca.write(dir, name, await ca.issue(cn, opts));
     return `ca_file = ${JSON.stringify(f.ca_file)}\ncert_file = ${JSON.stringify(f.cert_file)}\nkey_file = ${JSON.stringify(f.key_file)}\n`;
   };
   const broker = await startBroker(
@@ -79,7 +79,7 @@ export async function startChain(
     ),
     { log: silentLogger() },
   );
-  const leaf = ca.issue('alice');
+  const leaf = await ca.issue('alice');
   const credsDir = path.join(dir, 'creds');
   await mkdir(credsDir);
   await writeFile(path.join(credsDir, 'ca.crt'), ca.cert);

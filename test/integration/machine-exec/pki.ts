@@ -1,19 +1,23 @@
-// Test certificates for the exec chain (shared/pki was not there yet when these tests were
-// written): a CA, server leaves with SANs, client leaves with CN = user and O = groups.
-import { randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+// Test certificates for the exec chain, from shared/pki: a CA (2048-bit, for speed), server
+// leaves with SANs, client leaves with CN = user and O = groups, and their files for the TOML.
 import { isIP } from 'node:net';
 import path from 'node:path';
-import forge from 'node-forge';
+import { createCA, issueCertificate, writeCredentials } from '../../../shared/pki/index.ts';
 
 export interface Pem {
   cert: string;
   key: string;
 }
 
+export interface LeafOptions {
+  groups?: readonly string[];
+  /** SANs (IP addresses or DNS names); a leaf with SANs serves and is a client too */
+  server?: readonly string[];
+}
+
 export interface TestCa extends Pem {
-  issue(cn: string, opts?: { groups?: readonly string[]; server?: readonly string[] }): Pem;
-  /** writes ca.pem and NAME.{crt,key} for each leaf into `dir`; returns their paths */
+  issue(cn: string, opts?: LeafOptions): Promise<Pem>;
+  /** writes ca.pem and NAME.{crt,key} into `dir`; returns their paths */
   write(
     dir: string,
     name: string,
@@ -21,73 +25,35 @@ export interface TestCa extends Pem {
   ): Promise<{ ca_file: string; cert_file: string; key_file: string }>;
 }
 
-function cert(
-  cn: string,
-  groups: readonly string[],
-  publicKey: forge.pki.PublicKey,
-): forge.pki.Certificate {
-  const c = forge.pki.createCertificate();
-  c.publicKey = publicKey;
-  c.serialNumber = '01' + randomBytes(16).toString('hex');
-  c.validity.notBefore = new Date(Date.now() - 60_000);
-  c.validity.notAfter = new Date(Date.now() + 86_400_000);
-  c.setSubject([
-    ...groups.map((g) => ({ name: 'organizationName', value: g })),
-    { name: 'commonName', value: cn },
-  ]);
-  return c;
-}
-
-export function createTestCa(name = 'exec test CA'): TestCa {
-  const caKey = forge.pki.rsa.generateKeyPair({ bits: 2048, e: 0x10001 });
-  const ca = cert(name, [], caKey.publicKey);
-  ca.setIssuer(ca.subject.attributes);
-  ca.setExtensions([
-    { name: 'basicConstraints', cA: true, critical: true },
-    { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
-    { name: 'subjectKeyIdentifier' },
-  ]);
-  ca.sign(caKey.privateKey, forge.md.sha256.create());
-  const caPem = forge.pki.certificateToPem(ca);
+export async function createTestCa(name = 'exec test CA'): Promise<TestCa> {
+  const ca = await createCA({ commonName: name, bits: 2048, days: 1 });
   return {
-    cert: caPem,
-    key: forge.pki.privateKeyToPem(caKey.privateKey),
-    issue(cn, opts = {}) {
-      const key = forge.pki.rsa.generateKeyPair({ bits: 2048, e: 0x10001 });
-      const c = cert(cn, opts.groups ?? [], key.publicKey);
-      c.setIssuer(ca.subject.attributes);
-      const ext: object[] = [
-        { name: 'basicConstraints', cA: false, critical: true },
-        { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
-      ];
-      if (opts.server !== undefined) {
-        ext.push({ name: 'extKeyUsage', serverAuth: true, clientAuth: true });
-        ext.push({
-          name: 'subjectAltName',
-          altNames: opts.server.map((n) =>
-            isIP(n) === 0 ? { type: 2, value: n } : { type: 7, ip: n },
-          ),
-        });
-      } else {
-        ext.push({ name: 'extKeyUsage', clientAuth: true });
-      }
-      c.setExtensions(ext);
-      c.sign(caKey.privateKey, forge.md.sha256.create());
-      return {
-        cert: forge.pki.certificateToPem(c),
-        key: forge.pki.privateKeyToPem(key.privateKey),
-      };
+    cert: ca.certPem,
+    key: ca.keyPem,
+    async issue(cn, opts = {}) {
+      const sans = opts.server ?? [];
+      const leaf = await issueCertificate({
+        ca,
+        commonName: cn,
+        organizations: opts.groups ?? [],
+        ipAddresses: sans.filter((n) => isIP(n) !== 0),
+        dnsNames: sans.filter((n) => isIP(n) === 0),
+        usage: opts.server === undefined ? 'client' : 'both',
+        days: 1,
+      });
+      return { cert: leaf.certPem, key: leaf.keyPem };
     },
     async write(dir, leafName, leaf) {
-      const files = {
+      await writeCredentials(dir, {
+        'ca.pem': ca.certPem,
+        [`${leafName}.crt`]: leaf.cert,
+        [`${leafName}.key`]: leaf.key,
+      });
+      return {
         ca_file: path.join(dir, 'ca.pem'),
         cert_file: path.join(dir, `${leafName}.crt`),
         key_file: path.join(dir, `${leafName}.key`),
       };
-      await writeFile(files.ca_file, caPem);
-      await writeFile(files.cert_file, leaf.cert);
-      await writeFile(files.key_file, leaf.key, { mode: 0o600 });
-      return files;
     },
   };
 }
