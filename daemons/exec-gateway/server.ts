@@ -21,7 +21,12 @@ import {
   serverOptions,
   SessionSet,
 } from '../../shared/http/server.ts';
-import { readTlsFiles } from '../../shared/http/tls.ts';
+import {
+  clientContextOptions,
+  readCertificates,
+  serverContextOptions,
+  type CertificateMaterial,
+} from '../../shared/tls/index.ts';
 import type { Logger } from '../../shared/log/index.ts';
 import type { AddressType, GatewayConfig } from './config.ts';
 import { pickAddress, tomlRegistry, type Registry } from './registry.ts';
@@ -40,12 +45,21 @@ export interface GatewayDeps {
   registry?: Registry;
 }
 
+/** The certificate, key and CA named by a `[tls]`-style config table. */
+function readTlsTable(t: {
+  ca_file: string;
+  cert_file: string;
+  key_file: string;
+}): Promise<CertificateMaterial> {
+  return readCertificates({ ca: t.ca_file, cert: t.cert_file, key: t.key_file });
+}
+
 /** Starts the gateway as `config` says. */
 export async function startGateway(config: GatewayConfig, deps: GatewayDeps): Promise<Gateway> {
   const log = deps.log.child({ component: 'exec' });
   const [serverTls, upstreamTls] = await Promise.all([
-    readTlsFiles(config.tls),
-    readTlsFiles(config.upstream_tls),
+    readTlsTable(config.tls),
+    readTlsTable(config.upstream_tls),
   ]);
   const state: {
     policy: readonly PolicyRule[];
@@ -56,14 +70,13 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps): Pr
     policy: config.policy,
     registry: deps.registry ?? tomlRegistry(config),
     preferred: config.preferred_address_types,
-    upstream: upstreamTls,
+    upstream: clientContextOptions(upstreamTls),
   };
   const sessions = new SessionSet();
   const server = https.createServer({
     ...serverOptions(),
-    ...serverTls,
-    minVersion: 'TLSv1.3',
-    requestCert: true,
+    ...serverContextOptions({ ...serverTls, requestCert: true }),
+    // a caller without a valid certificate still completes the handshake, to be told 401 in a body
     rejectUnauthorized: false,
   });
   server.on('tlsClientError', (err) => {
@@ -150,9 +163,9 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps): Pr
     port: addr.port,
     sessionCount: () => sessions.size,
     async reload(next) {
-      const [s, u] = await Promise.all([readTlsFiles(next.tls), readTlsFiles(next.upstream_tls)]);
-      server.setSecureContext({ ...s, minVersion: 'TLSv1.3' });
-      state.upstream = u;
+      const [s, u] = await Promise.all([readTlsTable(next.tls), readTlsTable(next.upstream_tls)]);
+      server.setSecureContext(serverContextOptions(s));
+      state.upstream = clientContextOptions(u);
       state.policy = next.policy;
       state.preferred = next.preferred_address_types;
       if (deps.registry === undefined) state.registry = tomlRegistry(next);

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
 import type * as grpc from '@grpc/grpc-js';
 import { closeServer, listen } from '../../shared/http/server.ts';
-import { readTlsFiles } from '../../shared/http/tls.ts';
+import { clientContextOptions, readCertificates } from '../../shared/tls/index.ts';
 import type { Logger } from '../../shared/log/index.ts';
 import { TokenStore, type Clock } from '../../shared/stream/index.ts';
 import type { BrokerConfig } from './config.ts';
@@ -37,7 +37,13 @@ async function loadUpstreamTls(config: BrokerConfig): Promise<Map<string, Connec
   for (const m of config.machines) {
     if (m.target.type !== 'upstream') continue;
     try {
-      out.set(m.id, await readTlsFiles(m.target));
+      const t = m.target;
+      out.set(
+        m.id,
+        clientContextOptions(
+          await readCertificates({ ca: t.ca_file, cert: t.cert_file, key: t.key_file }),
+        ),
+      );
     } catch (err) {
       throw new Error(
         `loading upstream credentials of machine ${m.id}: ${(err as Error).message}`,

@@ -20,7 +20,7 @@ import {
   SessionSet,
   wantsTty,
 } from '../../shared/http/server.ts';
-import { readTlsFiles } from '../../shared/http/tls.ts';
+import { readCertificates, serverContextOptions } from '../../shared/tls/index.ts';
 import type { Logger } from '../../shared/log/index.ts';
 import {
   createRuntimeClient,
@@ -72,7 +72,12 @@ export function runtimeErrorToHttp(err: unknown, what: string): HttpError {
 /** Starts the poollet as `config` says. */
 export async function startPoollet(config: PoolletConfig, deps: { log: Logger }): Promise<Poollet> {
   const log = deps.log.child({ component: 'exec' });
-  const material = await readTlsFiles(config.tls);
+  const files = (t: PoolletConfig['tls']) => ({
+    ca: t.ca_file,
+    cert: t.cert_file,
+    key: t.key_file,
+  });
+  const material = await readCertificates(files(config.tls));
   const state: {
     policy: readonly PolicyRule[];
     trusted: readonly string[];
@@ -85,10 +90,8 @@ export async function startPoollet(config: PoolletConfig, deps: { log: Logger })
   const sessions = new SessionSet();
   const server = https.createServer({
     ...serverOptions(),
-    ...material,
-    minVersion: 'TLSv1.3',
+    ...serverContextOptions({ ...material, requestCert: true }),
     // a caller without a valid certificate still completes the handshake, to be told 401 in a body
-    requestCert: true,
     rejectUnauthorized: false,
   });
   server.on('tlsClientError', (err) => {
@@ -166,7 +169,7 @@ export async function startPoollet(config: PoolletConfig, deps: { log: Logger })
     port: addr.port,
     sessionCount: () => sessions.size,
     async reload(next) {
-      server.setSecureContext({ ...(await readTlsFiles(next.tls)), minVersion: 'TLSv1.3' });
+      server.setSecureContext(serverContextOptions(await readCertificates(files(next.tls))));
       state.policy = next.policy;
       state.trusted = next.auth.trusted_proxies;
       if (next.runtime.socket !== config.runtime.socket) {

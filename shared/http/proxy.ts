@@ -9,6 +9,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ConnectionOptions } from 'node:tls';
 import type { Logger } from '../log/index.ts';
+import { TLS_VERSION } from '../tls/index.ts';
 import { HttpError, sendSocketError, writeRawResponse } from './errors.ts';
 import { REMOTE_GROUP_HEADER, REMOTE_USER_HEADER } from './identity.ts';
 
@@ -80,7 +81,7 @@ export function proxyUpgrade(
       path: up.url.pathname + up.url.search,
       headers,
       agent: false,
-      ...(secure ? { minVersion: 'TLSv1.3' as const, ...up.tls } : {}),
+      ...(secure ? { minVersion: TLS_VERSION, maxVersion: TLS_VERSION, ...up.tls } : {}),
     };
     const proxyReq = (secure ? https : http).request(options);
     const target = `${up.url.protocol}//${up.url.host}`;
