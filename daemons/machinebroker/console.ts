@@ -2,11 +2,11 @@
 // TTY) and a VM serial console on a unix socket; and the bridge that carries one of them over a
 // v5.channel.k8s.io WebSocket.
 import net from 'node:net';
-import * as pty from 'node-pty';
 import type { WebSocket } from 'ws';
 import type { Runner } from '../../shared/exec/types.ts';
 import type { Logger } from '../../shared/log/index.ts';
 import { isolatedArgv } from '../../shared/ns/index.ts';
+import { startSandboxPty } from '../../shared/pty/index.ts';
 import {
   Channel,
   decodeFrame,
@@ -46,7 +46,7 @@ export interface SandboxDeps {
 
 const SANDBOX_ENV = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/', LC_ALL: 'C.UTF-8' };
 
-/** The argv of a sandbox: `command` in new PID, mount and network namespaces (shared/ns). */
+/** The argv of a pipes sandbox: `command` in new PID, mount and network namespaces (shared/ns). */
 export function sandboxArgv(deps: SandboxDeps, command: readonly string[]): string[] {
   return isolatedArgv({
     unshare: deps.unshare,
@@ -59,60 +59,29 @@ export function sandboxArgv(deps: SandboxDeps, command: readonly string[]): stri
   });
 }
 
-/**
- * A sandbox under a PTY. node-pty forks by itself rather than through the Runner (a PTY needs
- * setsid and a controlling terminal, which the Runner cannot give); the argv is shared/ns's.
- */
-export function openSandboxPty(
+/** A sandbox under a PTY (shared/pty); resolves once its namespace runs. */
+export async function openSandboxPty(
   deps: SandboxDeps,
   command: readonly string[],
   size: TermSize,
   log: Logger,
-): Console {
-  // Without a session of its own inside the namespace, an interactive shell finds the PTY's
-  // foreground group outside its PID namespace: no job control, and dash exits 2 on `exit N`.
-  const argv = sandboxArgv(deps, [deps.setsid, '--ctty', '--wait', ...command]);
-  // encoding null: node-pty hands out Buffers, so no UTF-8 sequence is split and re-encoded
-  const p = pty.spawn(argv[0]!, argv.slice(1), {
-    name: deps.term,
-    cols: size.cols,
-    rows: size.rows,
-    cwd: '/',
-    env: { ...SANDBOX_ENV, TERM: deps.term },
-    encoding: null,
-  });
-  log.info({ argv, pid: p.pid, tty: true }, 'sandbox started');
-  let sink: ((channel: 1 | 2, data: Buffer) => void) | undefined;
-  const early: Buffer[] = [];
-  p.onData((d: string | Buffer) => {
-    const b = typeof d === 'string' ? Buffer.from(d) : d;
-    if (sink === undefined) early.push(b);
-    else sink(1, b);
-  });
-  const done = new Promise<ExitStatus>((resolve) => {
-    p.onExit(({ exitCode, signal }) => {
-      log.info({ pid: p.pid, exitCode, signal }, 'sandbox ended');
-      resolve({
-        kind: 'exited',
-        code: signal !== undefined && signal > 0 ? 128 + signal : exitCode,
-      });
-    });
-  });
-  let ended = false;
+): Promise<Console> {
+  const p = await startSandboxPty(deps, { command, size, env: SANDBOX_ENV, log });
   return {
     onOutput(fn) {
-      sink = fn;
-      for (const b of early.splice(0)) fn(1, b);
+      p.onData((d) => {
+        fn(1, d);
+      });
     },
-    write(data) {
-      if (!ended) p.write(data); // node-pty writes Buffers as they are
+    write: (data) => {
+      p.write(data);
     },
     endInput() {
       // a terminal has no EOF of its own: the line discipline turns ^D into one
-      if (!ended) p.write('\x04');
+      p.write('\x04');
     },
-    resize(s) {
-      if (!ended) p.resize(s.cols, s.rows);
+    resize: (s) => {
+      p.resize(s);
     },
     pause: () => {
       p.pause();
@@ -120,15 +89,9 @@ export function openSandboxPty(
     resume: () => {
       p.resume();
     },
-    done: done.finally(() => (ended = true)),
+    done: p.done,
     kill() {
-      if (ended) return;
-      // unshare --kill-child: the namespace's init, and so every process in it, dies with unshare
-      try {
-        process.kill(p.pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
+      void p.kill();
     },
   };
 }

@@ -130,7 +130,7 @@ export function createStreamingServer(deps: StreamingDeps): {
         let con: Console;
         try {
           con = pending.tty
-            ? openSandboxPty(deps.sandbox, target.command, DEFAULT_SIZE, slog)
+            ? await openSandboxPty(deps.sandbox, target.command, DEFAULT_SIZE, slog)
             : openSandboxPipes(deps.sandbox, target.command, slog);
         } catch (err) {
           throw new HttpError(

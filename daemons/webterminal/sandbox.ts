@@ -1,12 +1,10 @@
 // The sandbox target: a shell under a PTY in new PID, mount and network namespaces (shared/ns),
 // as an unprivileged user. Killing unshare ends the namespace's init (--kill-child) and with it
 // every process of the session, whatever it forked or detached.
-// (machinebroker has a similar PTY console; this one adds the user switch and an awaitable kill.
-// The common part belongs in shared/ — see docs/webterminal.md.)
+// The PTY, namespaces, user switch and kill are shared/pty's (machinebroker uses the same).
 import { readFile } from 'node:fs/promises';
-import * as pty from 'node-pty';
 import type { Logger } from '../../shared/log/index.ts';
-import { initPidOf, isolatedArgv } from '../../shared/ns/index.ts';
+import { sandboxPtyArgv, startSandboxPty } from '../../shared/pty/index.ts';
 import type { ExitStatus, TermSize } from '../../shared/stream/index.ts';
 
 /** A running terminal behind a session, whatever the target. */
@@ -55,23 +53,7 @@ export function sandboxArgv(
   command: readonly string[],
   ids: { uid: number; gid: number } | undefined,
 ): string[] {
-  // setsid --ctty: the shell's session and controlling terminal live inside the namespace,
-  // so job control works; setpriv drops to the user after that (the PTY is already open).
-  const inner = [deps.setsid, '--ctty', '--wait'];
-  if (ids !== undefined) {
-    inner.push(deps.setpriv, `--reuid=${ids.uid}`, `--regid=${ids.gid}`, '--clear-groups');
-    inner.push('--inh-caps=-all', '--bounding-set=-all', '--no-new-privs');
-  }
-  const all = [...inner, ...command];
-  return isolatedArgv({
-    unshare: deps.unshare,
-    init: deps.nsinit,
-    pid: true,
-    mount: true,
-    net: true,
-    command: all[0]!,
-    args: all.slice(1),
-  });
+  return sandboxPtyArgv(deps, command, ids);
 }
 
 /** Starts a sandbox; resolves once its namespace init runs (the session's "ready"). */
@@ -89,68 +71,22 @@ export async function startSandbox(
       throw new Error(`starting sandbox as ${target.user}: no such user in /etc/passwd`);
     }
   }
-  const argv = sandboxArgv(deps, target.command, ids);
-  // encoding null: Buffers out, so no UTF-8 sequence is split and re-encoded
-  const p = pty.spawn(argv[0]!, argv.slice(1), {
-    name: deps.term,
-    cols: size.cols,
-    rows: size.rows,
-    cwd: '/',
-    env: {
-      PATH: '/usr/local/bin:/usr/bin:/bin',
-      HOME: ids?.home ?? '/',
-      LC_ALL: 'C.UTF-8',
-      TERM: deps.term,
-    },
-    encoding: null,
+  const p = await startSandboxPty(deps, {
+    command: target.command,
+    size,
+    ...(ids === undefined ? {} : { user: { uid: ids.uid, gid: ids.gid } }),
+    env: { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: ids?.home ?? '/', LC_ALL: 'C.UTF-8' },
+    log,
   });
-  let sink: ((d: Buffer) => void) | undefined;
-  const early: Buffer[] = [];
-  p.onData((d: string | Buffer) => {
-    const b = typeof d === 'string' ? Buffer.from(d) : d;
-    if (sink === undefined) early.push(b);
-    else sink(b);
-  });
-  let ended = false;
-  const done = new Promise<ExitStatus>((resolve) => {
-    p.onExit(({ exitCode, signal }) => {
-      ended = true;
-      log.info({ pid: p.pid, exitCode, signal }, 'sandbox ended');
-      resolve({
-        kind: 'exited',
-        code: signal !== undefined && signal > 0 ? 128 + signal : exitCode,
-      });
-    });
-  });
-  const killNow = (): void => {
-    if (ended) return;
-    try {
-      process.kill(p.pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  };
-  let init: number;
-  try {
-    init = await initPidOf(p.pid);
-  } catch (err) {
-    killNow();
-    await done;
-    throw new Error(`starting sandbox ${argv.join(' ')}: ${(err as Error).message}`, {
-      cause: err,
-    });
-  }
-  log.info({ argv, pid: p.pid, init }, 'sandbox started');
   return {
-    onOutput(fn) {
-      sink = fn;
-      for (const b of early.splice(0)) fn(b);
+    onOutput: (fn) => {
+      p.onData(fn);
     },
-    write(data) {
-      if (!ended) p.write(data);
+    write: (data) => {
+      p.write(data);
     },
-    resize(s) {
-      if (!ended) p.resize(s.cols, s.rows);
+    resize: (s) => {
+      p.resize(s);
     },
     pause: () => {
       p.pause();
@@ -158,11 +94,8 @@ export async function startSandbox(
     resume: () => {
       p.resume();
     },
-    done,
-    async kill() {
-      killNow();
-      await done;
-    },
-    pids: [p.pid, init],
+    done: p.done,
+    kill: () => p.kill(),
+    pids: p.pids,
   };
 }

@@ -1,0 +1,166 @@
+// A command under a PTY in new PID, mount and network namespaces (shared/ns), optionally as an
+// unprivileged user: the one sandbox terminal of machinebroker and webterminal.
+// node-pty forks by itself rather than through shared/exec's Runner: a PTY needs setsid and a
+// controlling terminal, which the Runner cannot give; the argv is shared/ns's.
+import * as pty from 'node-pty';
+import type { Logger } from '../log/index.ts';
+import { initPidOf, isolatedArgv } from '../ns/index.ts';
+import type { ExitStatus, TermSize } from '../stream/index.ts';
+
+export interface SandboxPtyDeps {
+  /** absolute paths of util-linux unshare and setsid, and of hostplane-nsinit */
+  unshare: string;
+  nsinit: string;
+  setsid: string;
+  /** util-linux setpriv; needed only when a user is given */
+  setpriv?: string;
+  /** TERM of the terminal */
+  term: string;
+}
+
+/** Numeric identity a sandbox drops to inside its namespaces. */
+export interface SandboxUser {
+  uid: number;
+  gid: number;
+}
+
+export interface SandboxPtyOptions {
+  command: readonly string[];
+  size: TermSize;
+  /** run as this user; default: as the daemon (root) */
+  user?: SandboxUser;
+  /** the whole environment of the command (TERM is added) */
+  env: Readonly<Record<string, string>>;
+  log: Logger;
+}
+
+/** A running sandbox terminal. */
+export interface SandboxPty {
+  /** registers the receiver of output; output before the first call is kept */
+  onData(fn: (data: Buffer) => void): void;
+  write(data: Buffer | string): void;
+  resize(size: TermSize): void;
+  /** stop reading output (the reader is slow) until resume() */
+  pause(): void;
+  resume(): void;
+  /** how it ended; never rejects */
+  readonly done: Promise<ExitStatus>;
+  /** ends the whole namespace (every process in it); resolves once unshare has exited */
+  kill(): Promise<void>;
+  /** host PIDs of unshare and of the namespace's init */
+  readonly pids: readonly [number, number];
+}
+
+/** The argv of a sandbox terminal running `command`, as `user` when given (a pure function). */
+export function sandboxPtyArgv(
+  deps: Pick<SandboxPtyDeps, 'unshare' | 'nsinit' | 'setsid' | 'setpriv'>,
+  command: readonly string[],
+  user?: SandboxUser,
+): string[] {
+  // setsid --ctty: the command's session and controlling terminal live inside the namespace,
+  // otherwise a shell finds the PTY's foreground group outside its PID namespace (no job
+  // control, and dash exits 2 on `exit N`); setpriv drops to the user after that, the PTY
+  // being already open.
+  const inner = [deps.setsid, '--ctty', '--wait'];
+  if (user !== undefined) {
+    if (deps.setpriv === undefined) {
+      throw new Error(`building sandbox argv for uid ${user.uid}: no setpriv binary given`);
+    }
+    inner.push(deps.setpriv, `--reuid=${user.uid}`, `--regid=${user.gid}`, '--clear-groups');
+    inner.push('--inh-caps=-all', '--bounding-set=-all', '--no-new-privs');
+  }
+  const all = [...inner, ...command];
+  return isolatedArgv({
+    unshare: deps.unshare,
+    init: deps.nsinit,
+    pid: true,
+    mount: true,
+    net: true,
+    command: all[0]!,
+    args: all.slice(1),
+  });
+}
+
+/** Starts a sandbox terminal; resolves once the namespace's init runs. */
+export async function startSandboxPty(
+  deps: SandboxPtyDeps,
+  opts: SandboxPtyOptions,
+): Promise<SandboxPty> {
+  const argv = sandboxPtyArgv(deps, opts.command, opts.user);
+  // encoding null: node-pty hands out Buffers, so no UTF-8 sequence is split and re-encoded
+  const p = pty.spawn(argv[0]!, argv.slice(1), {
+    name: deps.term,
+    cols: opts.size.cols,
+    rows: opts.size.rows,
+    cwd: '/',
+    env: { ...opts.env, TERM: deps.term },
+    encoding: null,
+  });
+  let sink: ((d: Buffer) => void) | undefined;
+  const early: Buffer[] = [];
+  p.onData((d: string | Buffer) => {
+    const b = typeof d === 'string' ? Buffer.from(d) : d;
+    if (sink === undefined) early.push(b);
+    else sink(b);
+  });
+  let ended = false;
+  const done = new Promise<ExitStatus>((resolve) => {
+    p.onExit(({ exitCode, signal }) => {
+      ended = true;
+      opts.log.info({ pid: p.pid, exitCode, signal }, 'sandbox ended');
+      resolve({
+        kind: 'exited',
+        code: signal !== undefined && signal > 0 ? 128 + signal : exitCode,
+      });
+    });
+  });
+  /** SIGKILL to `pid`; false when there is no such process */
+  const signal = (pid: number): boolean => {
+    try {
+      process.kill(pid, 'SIGKILL');
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  let init: number;
+  try {
+    init = await initPidOf(p.pid);
+  } catch (err) {
+    // unshare --kill-child: its child, the namespace's init, dies with it
+    signal(p.pid);
+    await done;
+    throw new Error(`starting sandbox ${argv.join(' ')}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  opts.log.info({ argv, pid: p.pid, init, tty: true }, 'sandbox started');
+  return {
+    onData(fn) {
+      sink = fn;
+      for (const b of early.splice(0)) fn(b);
+    },
+    write(data) {
+      if (!ended) p.write(data); // node-pty writes Buffers as they are
+    },
+    resize(s) {
+      if (!ended) p.resize(s.cols, s.rows);
+    },
+    pause: () => {
+      p.pause();
+    },
+    resume: () => {
+      p.resume();
+    },
+    done,
+    async kill() {
+      // SIGKILL to the namespace's init makes the kernel kill and reap everything in the
+      // namespace before the init can be reaped; unshare, which waits for it, exits after that,
+      // so `done` means the namespace is gone. (The init's PID cannot be reused while unshare
+      // lives: it is unshare's child.) No init left: unshare itself.
+      if (!ended && !signal(init)) signal(p.pid);
+      await done;
+    },
+    pids: [p.pid, init],
+  };
+}
