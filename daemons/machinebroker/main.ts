@@ -1,6 +1,6 @@
 // machinebroker: the machine runtime of the exec chain (see docs/machine-exec.md).
 import { createRunner, findBinary } from '../../shared/exec/index.ts';
-import { runDaemon } from '../../shared/daemon/index.ts';
+import { runDaemon, untilAborted } from '../../shared/daemon/index.ts';
 import { nsInitPath } from '../../shared/ns/index.ts';
 import { startBroker } from './broker.ts';
 import { configSchema, type BrokerConfig } from './config.ts';
@@ -27,15 +27,7 @@ process.exit(
       });
       ctx.onReload((next) => broker.reload(next));
       ctx.ready(`serving ${ctx.config.machines.length} machines`);
-      await new Promise<void>((resolve) => {
-        ctx.signal.addEventListener(
-          'abort',
-          () => {
-            resolve();
-          },
-          { once: true },
-        );
-      });
+      await untilAborted(ctx.signal);
       await broker.close();
     },
   }),

@@ -1,7 +1,7 @@
 // webterminal: shells and machine consoles in the browser (see docs/webterminal.md).
 import { readFile } from 'node:fs/promises';
 import { findBinary } from '../../shared/exec/index.ts';
-import { runDaemon } from '../../shared/daemon/index.ts';
+import { runDaemon, untilAborted } from '../../shared/daemon/index.ts';
 import { nsInitPath } from '../../shared/ns/index.ts';
 import { configSchema, type WebterminalConfig } from './config.ts';
 import { startWebterminal } from './server.ts';
@@ -60,15 +60,7 @@ process.exit(
         ...(tls === undefined ? {} : { tls }),
       });
       ctx.ready(`listening on ${wt.origin}`);
-      await new Promise<void>((resolve) => {
-        ctx.signal.addEventListener(
-          'abort',
-          () => {
-            resolve();
-          },
-          { once: true },
-        );
-      });
+      await untilAborted(ctx.signal);
       await wt.close();
     },
   }),
