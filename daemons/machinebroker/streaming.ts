@@ -5,11 +5,12 @@ import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ConnectionOptions } from 'node:tls';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { HttpError, sendError, sendSocketError, toHttpError } from '../../shared/http/errors.ts';
+import { HttpError, sendError } from '../../shared/http/errors.ts';
 import { proxyUpgrade } from '../../shared/http/proxy.ts';
 import {
   execPath,
   handleHealth,
+  handleUpgrades,
   requestUrl,
   serverOptions,
   SessionSet,
@@ -88,17 +89,7 @@ export function createStreamingServer(deps: StreamingDeps): {
       });
     });
 
-  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    socket.on('error', (err) => {
-      log.debug({ err: err.message }, 'client socket error');
-    });
-    sessions.add(socket);
-    void serve(req, socket, head).catch((err: unknown) => {
-      const e = toHttpError(err);
-      log.warn({ status: e.status, err: e.message }, 'exec refused');
-      sendSocketError(socket, e);
-    });
-  });
+  handleUpgrades(server, sessions, log, serve);
 
   async function serve(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const m = TOKEN_PATH.exec(requestUrl(req).pathname);

@@ -6,13 +6,14 @@ import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
-import { HttpError, sendError, sendSocketError, toHttpError } from '../../shared/http/errors.ts';
+import { HttpError } from '../../shared/http/errors.ts';
 import { certificateIdentity, requestIdentity } from '../../shared/http/identity.ts';
 import { isAllowed, type PolicyRule } from '../../shared/http/policy.ts';
 import { proxyUpgrade } from '../../shared/http/proxy.ts';
 import {
   closeServer,
-  handleHealth,
+  handlePlainExecRequests,
+  handleUpgrades,
   listen,
   parseExecPath,
   requestUrl,
@@ -98,30 +99,9 @@ export async function startPoollet(config: PoolletConfig, deps: { log: Logger })
     log.debug({ err: err.message }, 'tls handshake failed');
   });
 
-  server.on('request', (req, res) => {
-    if (handleHealth(req, res, () => server.listening)) return;
-    try {
-      if (parseExecPath(requestUrl(req).pathname) === undefined) {
-        throw new HttpError('NotFound', `no route ${requestUrl(req).pathname}`);
-      }
-      certificateIdentity(req.socket);
-      throw new HttpError('BadRequest', 'exec needs a WebSocket upgrade (v5.channel.k8s.io)');
-    } catch (err) {
-      sendError(res, toHttpError(err));
-    }
-  });
+  handlePlainExecRequests(server, certificateIdentity);
 
-  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    socket.on('error', (err) => {
-      log.debug({ err: err.message }, 'client socket error');
-    });
-    sessions.add(socket);
-    void serve(req, socket, head).catch((err: unknown) => {
-      const e = toHttpError(err);
-      log.warn({ status: e.status, err: e.message }, 'exec refused');
-      sendSocketError(socket, e);
-    });
-  });
+  handleUpgrades(server, sessions, log, serve);
 
   async function serve(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const url = requestUrl(req);

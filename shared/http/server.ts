@@ -3,7 +3,8 @@
 import type { IncomingMessage, Server, ServerOptions, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { HttpError } from './errors.ts';
+import type { Logger } from '../log/index.ts';
+import { HttpError, sendError, sendSocketError, toHttpError } from './errors.ts';
 
 /** Limits of a listener (all have defaults). */
 export interface ServerLimits {
@@ -154,4 +155,53 @@ export async function closeServer(
   sessions.destroyAll();
   server.closeAllConnections();
   await closed;
+}
+
+/** Handles one WebSocket upgrade; throwing (an HttpError or anything) refuses it. */
+export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => Promise<void>;
+
+/**
+ * Routes every upgrade on `server` to `serve`: the socket is tracked in `sessions`, its errors are
+ * logged rather than thrown (a reset client must not crash the daemon), and a refusal is written
+ * to the raw socket as an HTTP error response.
+ */
+export function handleUpgrades(
+  server: Server,
+  sessions: SessionSet,
+  log: Logger,
+  serve: UpgradeHandler,
+): void {
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', (err) => {
+      log.debug({ err: err.message }, 'client socket error');
+    });
+    sessions.add(socket);
+    void serve(req, socket, head).catch((err: unknown) => {
+      const e = toHttpError(err);
+      log.warn({ status: e.status, err: e.message }, 'exec refused');
+      sendSocketError(socket, e);
+    });
+  });
+}
+
+/**
+ * Answers plain (non-upgrade) requests of an exec endpoint: /healthz and /readyz, 404 off the
+ * exec route, the caller's authentication error (401) from `authenticate`, else 400 saying that
+ * exec needs a WebSocket upgrade.
+ */
+export function handlePlainExecRequests(
+  server: Server,
+  authenticate: (socket: IncomingMessage['socket']) => unknown,
+): void {
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    if (handleHealth(req, res, () => server.listening)) return;
+    try {
+      const path = requestUrl(req).pathname;
+      if (parseExecPath(path) === undefined) throw new HttpError('NotFound', `no route ${path}`);
+      authenticate(req.socket);
+      throw new HttpError('BadRequest', 'exec needs a WebSocket upgrade (v5.channel.k8s.io)');
+    } catch (err) {
+      sendError(res, toHttpError(err));
+    }
+  });
 }
