@@ -11,6 +11,8 @@ packages=(
   qemu-system-x86 qemu-utils debootstrap busybox-static cpio e2fsprogs kmod xz-utils
   # packaging
   dpkg-dev fakeroot lintian
+  # load generator of the webhook bench (test/bench/webhook.ts)
+  hey
 )
 missing=()
 for p in "${packages[@]}"; do
