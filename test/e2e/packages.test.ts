@@ -3,6 +3,7 @@
 // config, remove, purge, reinstall. One boot; the steps run in order and build on each other.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chown, copyFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import https from 'node:https';
@@ -551,6 +552,49 @@ describe(
         signal: AbortSignal.timeout(60_000),
       });
       assert.equal(js.status, 200, 'the UI bundle from /usr/share/hostplane/webterminal/ui');
+    });
+
+    it('webterminal opens a sandbox session over its API for a bearer-token user', async (t) => {
+      if (!packaged('hostplane-webterminal')) {
+        t.skip('hostplane-webterminal is not packaged yet');
+        return;
+      }
+      const token = 'e2e-webterminal-token';
+      const sha256 = createHash('sha256').update(token).digest('hex');
+      const conf = await readFile('/etc/hostplane/webterminal.toml', 'utf8');
+      await writeFile(
+        '/etc/hostplane/webterminal.toml',
+        `${conf}\n[[auth.tokens]]\nuser = "alice"\nsha256 = "${sha256}"\n\n` +
+          `[[targets]]\nname = "shell"\ntype = "sandbox"\ncommand = ["/bin/sh", "-i"]\n`,
+      );
+      const r = await systemctl('restart', 'webterminal');
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(await prop('webterminal', 'ActiveState'), 'active');
+      const base = 'http://127.0.0.1:8480';
+      const headers = { authorization: `Bearer ${token}`, origin: base };
+      const created = await fetch(`${base}/api/terminals`, {
+        method: 'POST',
+        headers: { ...headers, 'content-type': 'application/json' },
+        body: JSON.stringify({ target: 'shell' }),
+        signal: AbortSignal.timeout(60_000),
+      });
+      const session = (await created.json()) as { id?: string };
+      assert.equal(created.status, 201, JSON.stringify(session));
+      assert.ok(typeof session.id === 'string');
+      // answers once the sandbox is ready: an attach URL and a one-time token
+      const ready = await fetch(`${base}/api/terminals/${session.id}`, {
+        headers,
+        signal: AbortSignal.timeout(120_000),
+      });
+      const body = (await ready.json()) as { attach?: { url?: string; token?: string } };
+      assert.equal(ready.status, 200, JSON.stringify(body));
+      assert.match(body.attach?.url ?? '', /^ws:\/\/127\.0\.0\.1:8480\//);
+      const deleted = await fetch(`${base}/api/terminals/${session.id}`, {
+        method: 'DELETE',
+        headers,
+        signal: AbortSignal.timeout(60_000),
+      });
+      assert.ok(deleted.status === 200 || deleted.status === 204, String(deleted.status));
     });
 
     it('apt remove stops the services and leaves no hostplane addresses or rules', async () => {
