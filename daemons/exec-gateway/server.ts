@@ -2,7 +2,6 @@
 // find the machine (404) and its pool (409 when it has none or the pool is unknown), pick the
 // pool's address (503 when none is usable) and proxy to that pool's machinepoollet with the
 // gateway's own certificate, the user named in the identity headers.
-import https from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import { isIP, type AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -13,14 +12,11 @@ import { isAllowed, type PolicyRule } from '../../shared/http/policy.ts';
 import { proxyUpgrade } from '../../shared/http/proxy.ts';
 import {
   closeServer,
+  createExecServer,
   execPath,
-  handlePlainExecRequests,
-  handleUpgrades,
   listen,
   parseExecPath,
   requestUrl,
-  serverOptions,
-  SessionSet,
 } from '../../shared/http/server.ts';
 import {
   clientContextOptions,
@@ -73,20 +69,12 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps): Pr
     preferred: config.preferred_address_types,
     upstream: clientContextOptions(upstreamTls),
   };
-  const sessions = new SessionSet();
-  const server = https.createServer({
-    ...serverOptions(),
-    ...serverContextOptions({ ...serverTls, requestCert: true }),
-    // a caller without a valid certificate still completes the handshake, to be told 401 in a body
-    rejectUnauthorized: false,
+  const { server, sessions } = createExecServer({
+    tls: serverTls,
+    log,
+    authenticate: certificateIdentity,
+    serve,
   });
-  server.on('tlsClientError', (err) => {
-    log.debug({ err: err.message }, 'tls handshake failed');
-  });
-
-  handlePlainExecRequests(server, certificateIdentity);
-
-  handleUpgrades(server, sessions, log, serve);
 
   async function serve(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const url = requestUrl(req);

@@ -1,7 +1,6 @@
 // The machinepoollet's exec endpoint: authenticate the caller's certificate (401), authorize the
 // effective user (403), find the runtime machine for namespace/name (404), ask the runtime for a
 // session URL over gRPC (429 when it is full, 502 when it is unreachable) and proxy to that URL.
-import https from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -12,13 +11,10 @@ import { isAllowed, type PolicyRule } from '../../shared/http/policy.ts';
 import { proxyUpgrade } from '../../shared/http/proxy.ts';
 import {
   closeServer,
-  handlePlainExecRequests,
-  handleUpgrades,
+  createExecServer,
   listen,
   parseExecPath,
   requestUrl,
-  serverOptions,
-  SessionSet,
   wantsTty,
 } from '../../shared/http/server.ts';
 import { readCertificates, serverContextOptions } from '../../shared/tls/index.ts';
@@ -88,20 +84,12 @@ export async function startPoollet(config: PoolletConfig, deps: { log: Logger })
     trusted: config.auth.trusted_proxies,
     runtime: createRuntimeClient(config.runtime.socket, config.runtime.timeout),
   };
-  const sessions = new SessionSet();
-  const server = https.createServer({
-    ...serverOptions(),
-    ...serverContextOptions({ ...material, requestCert: true }),
-    // a caller without a valid certificate still completes the handshake, to be told 401 in a body
-    rejectUnauthorized: false,
+  const { server, sessions } = createExecServer({
+    tls: material,
+    log,
+    authenticate: certificateIdentity,
+    serve,
   });
-  server.on('tlsClientError', (err) => {
-    log.debug({ err: err.message }, 'tls handshake failed');
-  });
-
-  handlePlainExecRequests(server, certificateIdentity);
-
-  handleUpgrades(server, sessions, log, serve);
 
   async function serve(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const url = requestUrl(req);

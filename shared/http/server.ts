@@ -2,8 +2,10 @@
 // /healthz and /readyz, bounded bodies, listening and closing.
 import type { IncomingMessage, Server, ServerOptions, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import https from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../log/index.ts';
+import { serverContextOptions, type CertificateMaterial } from '../tls/index.ts';
 import { HttpError, sendError, sendSocketError, toHttpError } from './errors.ts';
 
 /** Limits of a listener (all have defaults). */
@@ -204,4 +206,30 @@ export function handlePlainExecRequests(
       sendError(res, toHttpError(err));
     }
   });
+}
+
+/**
+ * The mTLS listener of an exec endpoint (exec-gateway, machinepoollet): TLS 1.3, client
+ * certificates requested and verified against `tls.ca` — but a caller without a valid one still
+ * completes the handshake, so that `authenticate` can answer 401 with a body — with the plain
+ * requests and the upgrades routed as `handlePlainExecRequests` and `handleUpgrades` do.
+ */
+export function createExecServer(opts: {
+  tls: CertificateMaterial;
+  log: Logger;
+  authenticate: (socket: IncomingMessage['socket']) => unknown;
+  serve: UpgradeHandler;
+}): { server: https.Server; sessions: SessionSet } {
+  const sessions = new SessionSet();
+  const server = https.createServer({
+    ...serverOptions(),
+    ...serverContextOptions({ ...opts.tls, requestCert: true }),
+    rejectUnauthorized: false,
+  });
+  server.on('tlsClientError', (err) => {
+    opts.log.debug({ err: err.message }, 'tls handshake failed');
+  });
+  handlePlainExecRequests(server, opts.authenticate);
+  handleUpgrades(server, sessions, opts.log, opts.serve);
+  return { server, sessions };
 }
