@@ -1,5 +1,5 @@
 // The machine target: a console through exec-gateway, reached with a client certificate minted
-// for this one session (CN = user, O = groups plus one naming the session) from the target's
+// for this one session (CN = user, O = exactly the user's groups, OU naming the session) from the target's
 // session CA. The certificate lives until notAfter = now + ttl and only in this process's memory:
 // it opens exactly one upstream connection and is then dropped, never reused. A certificate
 // cannot be un-issued, so "useless after cleanup" rests on that: the upstream session is closed
@@ -16,8 +16,8 @@ import type { TerminalConsole } from './sandbox.ts';
 
 export type MachineTargetConfig = Extract<TargetConfig, { type: 'machine' }>;
 
-/** Subject O that names the session a certificate was minted for. */
-export const SESSION_ORGANIZATION_PREFIX = 'hostplane-webterminal-session=';
+/** Subject OU that names the session a certificate was minted for (an OU, so never a group). */
+export const SESSION_UNIT_PREFIX = 'hostplane-webterminal-session=';
 
 export interface MachineDeps {
   /** validity of a session certificate: the session ttl */
@@ -40,7 +40,8 @@ export function sessionCertificateOptions(
   return {
     ca,
     commonName: user.user,
-    organizations: [...user.groups, `${SESSION_ORGANIZATION_PREFIX}${sessionId}`],
+    organizations: [...user.groups],
+    organizationalUnits: [`${SESSION_UNIT_PREFIX}${sessionId}`],
     usage: 'client',
     days: ttlMs / 86_400_000,
   };
@@ -112,10 +113,14 @@ export async function startMachine(
     resize: (s) => {
       exec.resize(s);
     },
-    // shared/stream's ExecSession cannot pause its socket yet: a lagging browser is not pushed
-    // back to the machine (see docs/webterminal.md, "Limits")
-    pause: () => undefined,
-    resume: () => undefined,
+    // a lagging browser stops the reading of the upstream socket: TCP pushes back to the gateway
+    // and on to the machine, so the daemon holds at most its high-water mark per session
+    pause: () => {
+      exec.pause();
+    },
+    resume: () => {
+      exec.resume();
+    },
     done,
     async kill() {
       exec.close();

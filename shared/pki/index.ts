@@ -32,6 +32,8 @@ export interface IssueOptions {
   commonName: string;
   /** subject O= values; hostplane reads them as groups */
   organizations?: readonly string[];
+  /** subject OU= values: labels that are not groups (e.g. the session a certificate is for) */
+  organizationalUnits?: readonly string[];
   dnsNames?: readonly string[];
   ipAddresses?: readonly string[];
   usage: CertificateUsage;
@@ -70,9 +72,11 @@ function serialNumber(): string {
 function subject(
   commonName: string,
   organizations: readonly string[] = [],
+  units: readonly string[] = [],
 ): forge.pki.CertificateField[] {
   return [
     ...organizations.map((o) => ({ name: 'organizationName', value: o })),
+    ...units.map((u) => ({ name: 'organizationalUnitName', value: u })),
     { name: 'commonName', value: commonName },
   ];
 }
@@ -130,7 +134,7 @@ export async function issueCertificate(opts: IssueOptions): Promise<Credentials>
   const cert = newCertificate(
     publicKeyOf(key),
     opts.days ?? 825,
-    subject(opts.commonName, opts.organizations),
+    subject(opts.commonName, opts.organizations, opts.organizationalUnits),
   );
   cert.setIssuer(caCert.subject.attributes);
 

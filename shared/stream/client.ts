@@ -49,6 +49,14 @@ export interface ExecSession {
   readonly status: Promise<ExitStatus>;
   /** unsent bytes queued on the socket (for backpressure) */
   bufferedAmount(): number;
+  /**
+   * Stops reading from the socket (a slow consumer): no more output arrives until resume(), and
+   * TCP flow control pushes back to the sender. Frames already received may still be delivered.
+   */
+  pause(): void;
+  resume(): void;
+  /** whether reading is paused */
+  readonly paused: boolean;
   close(): void;
 }
 
@@ -138,6 +146,15 @@ export function connectExec(url: string | URL, opts: ConnectOptions): Promise<Ex
         },
         status,
         bufferedAmount: () => ws.bufferedAmount,
+        pause: () => {
+          ws.pause();
+        },
+        resume: () => {
+          ws.resume();
+        },
+        get paused() {
+          return ws.isPaused;
+        },
         close: () => {
           ws.close(1000);
         },

@@ -67,6 +67,18 @@ describe('createCA and issueCertificate', () => {
     assert.equal(new X509Certificate(client.certPem).subject, 'O=admins\nO=dev\nCN=alice');
   });
 
+  it('puts organizational units in the subject as OU, apart from the organizations', async () => {
+    const c = await issueCertificate({
+      ca,
+      commonName: 'olga',
+      organizations: ['operators'],
+      organizationalUnits: ['session=S1'],
+      usage: 'client',
+      bits: 1024,
+    });
+    assert.equal(new X509Certificate(c.certPem).subject, 'O=operators\nOU=session=S1\nCN=olga');
+  });
+
   it('returns a private key that belongs to the certificate', () => {
     const x = new X509Certificate(client.certPem);
     assert.ok(x.checkPrivateKey(createPrivateKey(client.keyPem)));
