@@ -16,6 +16,7 @@ import { parseConfig } from '../shared/config/index.ts';
 import { createRunner, findBinary } from '../shared/exec/index.ts';
 import type { Runner } from '../shared/exec/types.ts';
 import { createLogger } from '../shared/log/index.ts';
+import { kindFlags } from '../shared/native/build.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 export const PACKAGING_DIR = path.join(ROOT, 'packaging', 'deb');
@@ -59,8 +60,17 @@ export const specSchema = z.strictObject({
     .default([]),
   /** checkout scripts run (`node --import tsx SCRIPT OUT`) before staging, e.g. a browser UI */
   build: z.array(z.strictObject({ script: z.string().min(1), out: z.string().min(1) })).default([]),
-  /** C programs compiled for the package (hardened, dynamic): `source` to the absolute `to` */
-  native: z.array(z.strictObject({ source: z.string().min(1), to: absPath })).default([]),
+  /** C compiled for the package (hardened, dynamic): `source` to the absolute `to`; a program, or
+   * with `addon` a Node-API shared object the daemon loads */
+  native: z
+    .array(
+      z.strictObject({
+        source: z.string().min(1),
+        to: absPath,
+        addon: z.boolean().default(false),
+      }),
+    )
+    .default([]),
 });
 
 export type PackageSpec = z.output<typeof specSchema> & { package: string };
@@ -144,6 +154,15 @@ export const ADDONS: Readonly<Record<'sd-notify' | 'node-pty', Addon>> = {
     depends: ['libc6 (>= 2.34)', 'libgcc-s1 (>= 3.0)', 'libstdc++6 (>= 5)'],
   },
 };
+
+/** gcc flags for a packaged program, or for an addon (a shared object: PIC, not PIE). */
+export function nativeFlags(addon: boolean): string[] {
+  if (!addon) return [...HARDENING_FLAGS];
+  return [
+    ...HARDENING_FLAGS.filter((f) => f !== '-fPIE' && f !== '-pie'),
+    ...kindFlags('addon', false),
+  ];
+}
 
 /** The newest GLIBC_x.y symbol version an ELF file references, as `libc6 (>= x.y)`. */
 export function libcDependency(elf: Buffer): string | undefined {
@@ -421,7 +440,7 @@ export interface PlanContext {
   help: (daemon: string) => Promise<string>;
   fragments: Readonly<Record<string, string>>;
   /** compiles a checkout C file for the package; resolves to the built binary */
-  native: (source: string, name: string) => Promise<string>;
+  native: (source: string, name: string, addon: boolean) => Promise<string>;
 }
 
 /** Why a package cannot be built from this checkout yet, or undefined when it can. */
@@ -550,8 +569,8 @@ export async function planPackage(
   for (const n of spec.native) {
     files.push({
       to: n.to,
-      from: { file: await ctx.native(n.source, path.basename(n.to)) },
-      mode: 0o755,
+      from: { file: await ctx.native(n.source, path.basename(n.to), n.addon) },
+      mode: n.addon ? 0o644 : 0o755,
       strip: true,
     });
   }
@@ -755,9 +774,9 @@ async function main(): Promise<number> {
     root: ROOT,
     version,
     fragments,
-    native: async (source, name) => {
+    native: async (source, name, addon) => {
       const out = path.join(nativeDir, name);
-      await runner.run([tools.gcc, ...HARDENING_FLAGS, '-o', out, path.join(ROOT, source)], {
+      await runner.run([tools.gcc, ...nativeFlags(addon), '-o', out, path.join(ROOT, source)], {
         timeoutMs: 120_000,
       });
       return out;

@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import { cgroup2Available } from '../shared/cgroup/index.ts';
 import { createRunner, findBinary, type Runner, type Spawned } from '../shared/exec/index.ts';
 import { ensureNsInit, nsInitPath } from '../shared/ns/index.ts';
+import { ensurePageCache } from '../shared/native/pagecache.ts';
 import { createLogger } from '../shared/log/index.ts';
 import { generateCerts } from './generate-certs.ts';
 
@@ -117,6 +118,8 @@ export async function quickstart(o: QuickstartOptions): Promise<number> {
   // the daemon runs jobs under hostplane-nsinit; a checkout builds it from shared/ns/nsinit.c
   const nsinit = await ensureNsInit(o.runner);
   say(`job init: ${nsinit}`);
+  // and the addon that keeps job output from filling the page cache
+  await ensurePageCache(o.runner);
   const cg = await cgroup2Available();
   if (!cg.ok)
     say(`cgroup v2 not usable (${cg.reason ?? 'unknown'}): jobs run with namespaces only`);

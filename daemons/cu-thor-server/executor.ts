@@ -14,6 +14,7 @@ import {
 } from '../../shared/cgroup/index.ts';
 import type { Runner, Spawned } from '../../shared/exec/types.ts';
 import type { Logger } from '../../shared/log/index.ts';
+import type { PageCache } from '../../shared/native/pagecache.ts';
 import { initPidOf, isolatedArgv } from '../../shared/ns/index.ts';
 import { applyLimits, checkLimitsShape, resolveLimits } from './limits.ts';
 import { OutputWriter, readOutput, type ReadOutputOptions } from './output.ts';
@@ -83,6 +84,8 @@ export interface ExecutorOptions {
   readBufferBytes?: number;
   /** "/dev/vda" → "MAJ:MIN" (default: shared/cgroup blockDeviceNumber). */
   resolveDevice?: (path: string) => Promise<string> | string;
+  /** drops job output behind its writer from the page cache (see OutputWriter); null: keep it. */
+  pageCache?: PageCache | null;
 }
 
 interface CgroupContext {
@@ -289,6 +292,7 @@ export class Executor {
       writer = OutputWriter.create(store.outputPath(id), {
         maxBytes: this.#o.maxOutputBytes,
         log: this.#log,
+        pageCache: this.#o.pageCache ?? null,
       });
       const argv = isolatedArgv({
         unshare: this.#o.unshare,

@@ -5,6 +5,7 @@
 import { closeSync, openSync, writev, writevSync, close as closeFd } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { Logger } from '../../shared/log/index.ts';
+import type { PageCache } from '../../shared/native/pagecache.ts';
 import type { OutputChunk } from './types.ts';
 
 export const TAG_STDOUT = 1;
@@ -47,7 +48,20 @@ export interface OutputWriterOptions {
   /** write on the main thread, batched once per event-loop turn (default) instead of through the
    * libuv pool, where busy readers would queue ahead of the writer. */
   syncWrites?: boolean;
+  /**
+   * Drops written output from the page cache behind the writer, keeping the last
+   * `cacheKeepBytes` (default 32 MiB) cached for live readers. A job printing gigabytes then
+   * neither evicts the host's useful cache nor makes every write pay for a new page (measured on
+   * our VMs: 0.25 s per GB written with dropping, 2.5 s without once a few GB are cached).
+   * Readers further behind read from disk. Null or absent: pages stay cached.
+   */
+  pageCache?: PageCache | null;
+  cacheKeepBytes?: number;
 }
+
+/** the least that is worth one flush-and-drop call */
+const DROP_STEP_BYTES = 16 * 1024 * 1024;
+const PAGE = 4096;
 
 /**
  * The single writer of one job's output file. Appends are queued and written with writev, one
@@ -76,12 +90,20 @@ export class OutputWriter implements LiveOutput {
   #closed: Promise<void> | null = null;
   #flushedWaiters: (() => void)[] = [];
   #waiters = new Set<() => void>();
+  readonly #keep: number;
+  /** bytes from 0 already dropped from the page cache */
+  #dropped = 0;
+  /** set while a flush-and-drop runs in the pool: the file must not be closed under it */
+  #dropping: Promise<void> | null = null;
+  #pageCache: PageCache | null;
 
   private constructor(path: string, fd: number, opts: OutputWriterOptions) {
     this.path = path;
     this.#fd = fd;
     this.#opts = opts;
     this.#high = opts.highWaterBytes ?? 8 * 1024 * 1024;
+    this.#keep = opts.cacheKeepBytes ?? 32 * 1024 * 1024;
+    this.#pageCache = opts.pageCache ?? null;
   }
 
   /** Creates (truncating) the output file. Synchronous: it is on the job start path. */
@@ -125,10 +147,12 @@ export class OutputWriter implements LiveOutput {
     this.#ending = true;
     this.#closed = new Promise<void>((resolve) => {
       const finish = () => {
-        closeFd(this.#fd, () => {
-          this.ended = true;
-          this.#wake();
-          resolve();
+        void (this.#dropping ?? Promise.resolve()).then(() => {
+          closeFd(this.#fd, () => {
+            this.ended = true;
+            this.#wake();
+            resolve();
+          });
         });
       };
       if (!this.#writing && this.#queue.length === 0) finish();
@@ -142,7 +166,12 @@ export class OutputWriter implements LiveOutput {
     if (this.#closed !== null) return;
     this.#ending = true;
     this.#queue = [];
-    closeSync(this.#fd);
+    const fd = this.#fd;
+    if (this.#dropping === null) closeSync(fd);
+    else
+      void this.#dropping.then(() => {
+        closeSync(fd);
+      });
     this.ended = true;
     this.#closed = Promise.resolve();
     this.#wake();
@@ -166,6 +195,30 @@ export class OutputWriter implements LiveOutput {
   #push(b: Buffer): void {
     this.#queue.push(b);
     this.#queuedBytes += b.length;
+  }
+
+  /** Counts written bytes; drops what lies far enough behind from the page cache. */
+  #written(bytes: number): void {
+    this.committed += bytes;
+    const pc = this.#pageCache;
+    if (pc === null || this.#dropping !== null) return;
+    const upTo = Math.floor((this.committed - this.#keep) / PAGE) * PAGE;
+    if (upTo - this.#dropped < DROP_STEP_BYTES) return;
+    const from = this.#dropped;
+    this.#dropped = upTo;
+    this.#dropping = pc
+      .dropBehind(this.#fd, from, upTo - from)
+      .catch((err: unknown) => {
+        // nothing is lost (the data is written or still cached); stop trying for this file
+        this.#pageCache = null;
+        this.#opts.log.warn(
+          { err: (err as Error).message, path: this.path },
+          'dropping job output from the page cache failed; keeping it cached',
+        );
+      })
+      .finally(() => {
+        this.#dropping = null;
+      });
   }
 
   #wake(): void {
@@ -214,10 +267,10 @@ export class OutputWriter implements LiveOutput {
         }
         this.#queue.unshift(...rest);
         this.#queuedBytes -= written;
-        this.committed += written;
+        this.#written(written);
       } else {
         this.#queuedBytes -= bytes;
-        this.committed += bytes;
+        this.#written(bytes);
       }
       this.#wake();
       if (this.#queuedBytes < this.#high / 4) this.#pressure(false);
@@ -241,7 +294,7 @@ export class OutputWriter implements LiveOutput {
         break;
       }
       this.#queuedBytes -= written;
-      this.committed += written;
+      this.#written(written);
       if (written === 0 && bytes > 0) {
         this.#fail(new Error('no progress writing (disk full?)'));
         break;

@@ -4,6 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import { untilAborted } from '../../shared/daemon/index.ts';
 import type { Runner } from '../../shared/exec/types.ts';
 import type { Logger } from '../../shared/log/index.ts';
+import { loadPageCache, type PageCache } from '../../shared/native/pagecache.ts';
 import { loadJobExec } from '../../shared/proto/index.ts';
 import { listenAddress, toJobLimits, type Config } from './config.ts';
 import { watchServerCredentials, type ServerTls } from './credentials.ts';
@@ -25,6 +26,8 @@ export interface ServerDeps {
   cgroupRoot?: string;
   /** the address actually bound (listen may say port 0). */
   onListening?(address: string): void;
+  /** the page-cache addon for job output; default: loadPageCache() (null when not built). */
+  pageCache?: PageCache | null;
 }
 
 function bind(
@@ -61,6 +64,10 @@ function shutdown(server: grpc.Server, ms: number): Promise<void> {
  */
 export async function run(deps: ServerDeps, signal: AbortSignal): Promise<void> {
   const { config, log } = deps;
+  const pageCache = deps.pageCache === undefined ? loadPageCache() : deps.pageCache;
+  if (pageCache === null) {
+    log.warn('page-cache addon not found: job output stays in the page cache as it is written');
+  }
   const executor = await Executor.create({
     runner: deps.runner,
     log,
@@ -80,6 +87,7 @@ export async function run(deps: ServerDeps, signal: AbortSignal): Promise<void> 
     maxArgsBytes: REQUEST_BOUNDS.totalBytes,
     nsinit: deps.nsinit,
     unshare: deps.unshare,
+    pageCache,
   });
   const service = createJobExecutorService({ executor, log: log.child({ component: 'grpc' }) });
   const server = new grpc.Server(SERVER_CHANNEL_OPTIONS);

@@ -8,7 +8,7 @@
 // - the server's peak RSS (VmHWM) per phase (reset between phases through clear_refs).
 // The machine is shared: every phase runs --repeat times and the load average is printed.
 //   npx tsx test/bench/jobexec.ts [--bytes 1G] [--readers 100] [--readers-bytes 100M]
-//                                 [--runs 20] [--repeat 3] [--tsx] [--skip latency|one|cli|many]...
+//                                 [--runs 20] [--repeat 3] [--tsx] [--skip latency|one|finished|cli|many]...
 //                                 [--server-arg NODE_OPTION]...
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -186,7 +186,11 @@ require = false
   );
   const env = {
     HOSTPLANE_LOG_LEVEL: 'warn',
+    ...(process.env.GLIBC_TUNABLES === undefined
+      ? {}
+      : { GLIBC_TUNABLES: process.env.GLIBC_TUNABLES }),
     HOSTPLANE_NSINIT: nsinit,
+    HOSTPLANE_PAGECACHE: path.join(root, 'dist/native/pagecache.node'),
     HOSTPLANE_PROTO_DIR: path.join(root, 'proto'),
   };
   const entry = values.tsx
@@ -300,6 +304,41 @@ require = false
         figure: `${range(peaks)} MB`,
         target: '≤ 150 MB',
         ok: Math.max(...peaks) <= 150,
+      });
+    }
+
+    // --- one reader of an output already on disk: delivery alone, without the job's ingest
+    if (!SKIP.has('finished')) {
+      const rates: number[] = [];
+      for (let r = 0; r < REPEAT; r++) {
+        const i0 = await cpuSeconds(server.pid);
+        const e = await client.execute({
+          command: 'head',
+          args: ['-c', String(BYTES), '/dev/zero'],
+        });
+        let done: Execution;
+        while ((done = await client.get(e.id)).status === 'EXECUTION_STATUS_RUNNING') {
+          await new Promise((res) => setTimeout(res, 50));
+        }
+        const s0 = await cpuSeconds(server.pid);
+        console.log(
+          `  no reader: the job ran ${jobSeconds(done).toFixed(2)} s, server cpu ${((s0 - i0) / (BYTES / 1e9)).toFixed(2)} s/GB writing it`,
+        );
+        const t0 = performance.now();
+        const n = await drain(client, e.id);
+        const ms = performance.now() - t0;
+        const serverCpu = ((await cpuSeconds(server.pid)) - s0) / (n / 1e9);
+        rates.push(rate(n, ms));
+        console.log(
+          `1 reader of a finished job: ${(n / 1e6).toFixed(0)} MB in ${(ms / 1000).toFixed(2)} s = ` +
+            `${rate(n, ms).toFixed(0)} MB/s (server cpu ${serverCpu.toFixed(2)} s/GB)  [load ${load()}]`,
+        );
+      }
+      rows.push({
+        what: '1 reader, output already on disk',
+        figure: `${range(rates)} MB/s`,
+        target: '',
+        ok: null,
       });
     }
 

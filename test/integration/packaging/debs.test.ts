@@ -68,6 +68,11 @@ describe('the built .deb packages', { skip, timeout: 600_000 }, () => {
       assert.ok(entries.has(p), `${p} in ${lines.join('\n')}`);
     }
     assert.match(entries.get('./usr/bin/cu-thor-server') ?? '', /^-rwxr-xr-x root\/root /);
+    assert.match(
+      entries.get('./usr/lib/hostplane/pagecache.node') ?? '',
+      /^-rw-r--r-- root\/root /,
+      'the page-cache addon, not executable',
+    );
     for (const l of lines) assert.match(l, / root\/root /, 'owned by root');
     const conffiles = await runner.run([
       bin['dpkg-deb']!,
@@ -136,6 +141,19 @@ describe('the built .deb packages', { skip, timeout: 600_000 }, () => {
       process.execPath,
       '-e',
       `const n = require(${JSON.stringify(addon)}); if (typeof n.ready !== 'function') process.exit(1)`,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+  });
+
+  it('ships a page-cache addon that loads and drops a written file from the cache', async () => {
+    const addon = path.join(out, 'stage/hostplane-cu-thor-server/usr/lib/hostplane/pagecache.node');
+    const file = path.join(out, 'pagecache-probe');
+    const r = await runner.run([
+      process.execPath,
+      '-e',
+      `const fs = require('fs'); const a = require(${JSON.stringify(addon)});
+       const fd = fs.openSync(${JSON.stringify(file)}, 'w'); fs.writeSync(fd, Buffer.alloc(1 << 20, 1));
+       a.dropBehind(fd, 0, 1 << 20, (err) => { if (err) { console.error(err.message); process.exit(1); } });`,
     ]);
     assert.equal(r.code, 0, r.stderr);
   });

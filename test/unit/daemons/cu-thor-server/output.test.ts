@@ -1,9 +1,10 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { silentLogger } from '../../../../shared/log/index.ts';
+import { createMemoryLogger, silentLogger } from '../../../../shared/log/index.ts';
+import type { PageCache } from '../../../../shared/native/pagecache.ts';
 import {
   encodeHeader,
   OutputWriter,
@@ -197,5 +198,92 @@ describe('readOutput', () => {
     const p = file();
     await writeFile(p, Buffer.concat([encodeHeader(9, 0)]));
     await assert.rejects(collect(readOutput(p, null)), /bad record tag 9 at offset 0/);
+  });
+});
+
+describe('OutputWriter page-cache dropping', () => {
+  const MiB = 1024 * 1024;
+
+  /** a PageCache that records calls and finishes each one when the test says so */
+  function fakePageCache(opts: { fail?: boolean } = {}) {
+    const calls: { offset: number; length: number; done: () => void }[] = [];
+    const pc: PageCache = {
+      path: 'fake',
+      dropBehind: (_fd, offset, length) =>
+        new Promise<void>((resolve, reject) => {
+          calls.push({
+            offset,
+            length,
+            done: () => {
+              if (opts.fail === true) reject(new Error('dropping pages: EIO'));
+              else resolve();
+            },
+          });
+        }),
+    };
+    return { pc, calls };
+  }
+
+  /** appends `mib` MiB in 1 MiB pieces, one event-loop turn each (as pipe reads arrive) */
+  async function feed(w: OutputWriter, mib: number): Promise<void> {
+    for (let i = 0; i < mib; i++) {
+      w.append('stdout', Buffer.alloc(MiB, i & 0xff));
+      await new Promise((r) => setImmediate(r));
+    }
+  }
+
+  it('drops page-aligned ranges behind the writer, keeping the newest bytes cached', async () => {
+    const { pc, calls } = fakePageCache();
+    const w = OutputWriter.create(file(), { maxBytes: 1024 * MiB, log, pageCache: pc });
+    await feed(w, 40);
+    assert.equal(calls.length, 0, 'nothing while everything fits in the kept 32 MiB + a step');
+    await feed(w, 10);
+    assert.equal(calls.length, 1);
+    assert.equal(calls[0]!.offset, 0);
+    assert.equal(calls[0]!.length % 4096, 0);
+    assert.ok(w.committed - calls[0]!.length >= 32 * MiB, 'the newest 32 MiB stay cached');
+    await feed(w, 40);
+    assert.equal(calls.length, 1, 'one call at a time');
+    calls[0]!.done();
+    await feed(w, 1);
+    assert.equal(calls.length, 2);
+    assert.equal(calls[1]!.offset, calls[0]!.length, 'the next range starts where the last ended');
+    assert.ok(w.committed - (calls[1]!.offset + calls[1]!.length) >= 32 * MiB);
+    calls[1]!.done();
+    await w.end();
+  });
+
+  it('closes the file only after a running drop finished', async () => {
+    const { pc, calls } = fakePageCache();
+    const w = OutputWriter.create(file(), { maxBytes: 1024 * MiB, log, pageCache: pc });
+    await feed(w, 50);
+    assert.equal(calls.length, 1);
+    let ended = false;
+    const ending = w.end().then(() => (ended = true));
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(ended, false, 'end waits for the drop');
+    calls[0]!.done();
+    await ending;
+    assert.equal(w.ended, true);
+  });
+
+  it('keeps writing, and stops dropping, when a drop fails', async () => {
+    const { pc, calls } = fakePageCache({ fail: true });
+    const mem = createMemoryLogger();
+    const p = file();
+    const w = OutputWriter.create(p, { maxBytes: 1024 * MiB, log: mem.log, pageCache: pc });
+    await feed(w, 50);
+    calls[0]!.done();
+    await feed(w, 60);
+    assert.equal(calls.length, 1, 'no further attempts on this file');
+    await w.end();
+    assert.equal(w.error, null);
+    assert.equal((await stat(p)).size, 110 * (MiB + 5));
+    assert.ok(
+      mem.records.some(
+        (r) => String(r['msg']).includes('keeping it cached') && String(r['err']).includes('EIO'),
+      ),
+      JSON.stringify(mem.records),
+    );
   });
 });
