@@ -15,6 +15,8 @@ export type AuthMethod = 'cookie' | 'bearer' | 'certificate' | 'proxy';
 
 export interface Caller extends Identity {
   method: AuthMethod;
+  /** SHA-256 (hex) of the bearer token the caller proved itself with, directly or at login */
+  tokenSha256?: string;
 }
 
 export interface TokenEntry {
@@ -37,8 +39,13 @@ const sha256 = (s: string | Buffer): Buffer => createHash('sha256').update(s).di
 /** Login cookies and the rest of authentication. */
 export class Authenticator {
   readonly #o: AuthOptions;
-  // keyed by the SHA-256 of the cookie value: a heap dump holds no usable cookie
-  readonly #logins = new Map<string, { id: Identity; expiresAt: number }>();
+  // keyed by the SHA-256 of the cookie value: a heap dump holds no usable cookie. A login made
+  // with a bearer token follows that token: removed from the config (reload), the login ends;
+  // its user or groups changed, the login has the new ones.
+  readonly #logins = new Map<
+    string,
+    { id: Identity; tokenSha256: string | undefined; expiresAt: number }
+  >();
 
   constructor(o: AuthOptions) {
     this.#o = o;
@@ -46,7 +53,11 @@ export class Authenticator {
 
   /** The identity a bearer token stands for, or undefined. */
   bearer(token: string): Identity | undefined {
-    const h = sha256(token);
+    return this.#byHash(sha256(token));
+  }
+
+  /** The identity of the configured token whose SHA-256 is `h`, or undefined. */
+  #byHash(h: Buffer): Identity | undefined {
     let found: Identity | undefined;
     // compare against every entry, in constant time each: timing says nothing about the list
     for (const t of this.#o.tokens()) {
@@ -57,12 +68,13 @@ export class Authenticator {
     return found;
   }
 
-  /** Starts a browser login for `id`; returns the cookie value. */
-  login(id: Identity): string {
+  /** Starts a browser login for `id` (made with the bearer token `tokenSha256`); returns the cookie value. */
+  login(id: Identity, tokenSha256?: string): string {
     this.#sweep();
     const value = randomBytes(32).toString('base64url');
     this.#logins.set(sha256(value).toString('hex'), {
       id,
+      tokenSha256,
       expiresAt: this.#o.clock() + this.#o.cookieTtlMs(),
     });
     return value;
@@ -77,21 +89,27 @@ export class Authenticator {
   authenticate(req: IncomingMessage): Caller {
     const c = cookie(req, COOKIE_NAME);
     if (c !== undefined) {
-      const e = this.#logins.get(sha256(c).toString('hex'));
+      const key = sha256(c).toString('hex');
+      const e = this.#logins.get(key);
       if (e !== undefined && e.expiresAt > this.#o.clock()) {
-        return { ...e.id, method: 'cookie' };
+        if (e.tokenSha256 === undefined) return { ...e.id, method: 'cookie' };
+        const id = this.#byHash(Buffer.from(e.tokenSha256, 'hex'));
+        if (id !== undefined) return { ...id, method: 'cookie', tokenSha256: e.tokenSha256 };
+        // its token is gone from the config
+        this.#logins.delete(key);
       }
     }
     const authz = req.headers.authorization;
     if (authz !== undefined) {
       const m = /^Bearer\s+(\S+)$/i.exec(authz);
-      const id = m === null ? undefined : this.bearer(m[1]!);
-      if (id === undefined) {
+      const h = m === null ? undefined : sha256(m[1]!);
+      const id = h === undefined ? undefined : this.#byHash(h);
+      if (id === undefined || h === undefined) {
         throw new HttpError('Unauthorized', 'authenticating caller: bearer token not accepted', {
           headers: { 'www-authenticate': 'Bearer' },
         });
       }
-      return { ...id, method: 'bearer' };
+      return { ...id, method: 'bearer', tokenSha256: h.toString('hex') };
     }
     const socket = req.socket as Partial<TLSSocket>;
     if (this.#o.certificates() && typeof socket.getPeerCertificate === 'function') {

@@ -2,7 +2,7 @@
 // the CSP allowlist and the targets users may open terminals to.
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { absolutePath, duration, hostPort, section } from '../../shared/config/index.ts';
+import { absolutePath, byteSize, duration, hostPort, section } from '../../shared/config/index.ts';
 
 const targetName = z
   .string()
@@ -16,6 +16,34 @@ const common = {
   groups: z.array(z.string().min(1)).default([]),
 };
 
+/** One cgroup limit: a value, or "max" (cgroup's own word) for none, read as null. */
+function limit<T extends z.ZodType<number>>(inner: T) {
+  return z.union([z.literal('max'), inner]).transform((v) => (v === 'max' ? null : v));
+}
+
+const positiveSize = byteSize().refine((n) => n > 0, { message: 'must be more than 0 bytes' });
+
+/** The limits of a session's cgroup, named as in cu-thor-server.toml. */
+const limitKeys = {
+  /** percent of ONE cpu: 150 = one and a half cpus → cpu.max */
+  cpu_percent: limit(z.number().positive().max(100_000)),
+  /** memory.max */
+  memory_max: limit(positiveSize),
+  /** memory.high */
+  memory_high: limit(positiveSize),
+  /** pids.max */
+  pids_max: limit(z.number().int().positive()),
+};
+
+/** A target's own limits: each key set here replaces the [sandbox.limits] one. */
+const targetLimits = z.strictObject({
+  cpu_percent: limitKeys.cpu_percent.optional(),
+  memory_max: limitKeys.memory_max.optional(),
+  memory_high: limitKeys.memory_high.optional(),
+  pids_max: limitKeys.pids_max.optional(),
+});
+export type TargetLimits = z.output<typeof targetLimits>;
+
 const sandboxTarget = z.strictObject({
   ...common,
   type: z.literal('sandbox'),
@@ -23,6 +51,8 @@ const sandboxTarget = z.strictObject({
   command: z.array(z.string().min(1)).min(1).default(['/bin/sh', '-i']),
   /** the unprivileged account the command runs as (setpriv); empty keeps the daemon's user */
   user: z.string().default('nobody'),
+  /** cgroup limits of each session of this target, over [sandbox.limits] key by key */
+  limits: targetLimits.default({}),
 });
 
 const machineTarget = z.strictObject({
@@ -101,7 +131,16 @@ export const configSchema = z
       unshare: absolutePath().optional(),
       nsinit: absolutePath().optional(),
       term: z.string().default('xterm-256color'),
+      /** what every sandbox session's cgroup gets unless its target says otherwise */
+      limits: section({
+        cpu_percent: limitKeys.cpu_percent.prefault(100),
+        memory_max: limitKeys.memory_max.prefault('512MiB'),
+        memory_high: limitKeys.memory_high.prefault('max'),
+        pids_max: limitKeys.pids_max.prefault(512),
+      }),
     }),
+    /** require: refuse to start without cgroup v2 (cpu, memory, pids); false: namespaces only */
+    cgroup: section({ require: z.boolean().default(true) }),
     /** where the bundled UI lives (index.html, app.js, app.css) */
     ui_dir: absolutePath().prefault('/usr/share/hostplane/webterminal/ui'),
     /** extra hosts the page may connect to (CSP connect-src as wss:// and https://) */
@@ -140,3 +179,23 @@ export const configSchema = z
     });
   });
 export type WebterminalConfig = z.output<typeof configSchema>;
+/** Limits of one session's cgroup; null = no limit ("max"). */
+export type SessionLimits = WebterminalConfig['sandbox']['limits'];
+
+/**
+ * Keys whose change a reload cannot apply (the listener, HTTP vs HTTPS, whether client
+ * certificates are requested, the sandbox binaries, cgroup mode): their paths, for the refusal.
+ */
+export function restartOnlyChanges(a: WebterminalConfig, b: WebterminalConfig): string[] {
+  const out: string[] = [];
+  if (a.listen.host !== b.listen.host || a.listen.port !== b.listen.port) out.push('listen');
+  if ((a.tls === undefined) !== (b.tls === undefined)) out.push('[tls] (HTTP vs HTTPS)');
+  if ((a.auth.client_ca_file === undefined) !== (b.auth.client_ca_file === undefined)) {
+    out.push('auth.client_ca_file (set vs unset)');
+  }
+  for (const k of ['unshare', 'nsinit', 'term'] as const) {
+    if (a.sandbox[k] !== b.sandbox[k]) out.push(`sandbox.${k}`);
+  }
+  if (a.cgroup.require !== b.cgroup.require) out.push('cgroup.require');
+  return out;
+}

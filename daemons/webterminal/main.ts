@@ -3,13 +3,15 @@ import { readFile } from 'node:fs/promises';
 import { findBinary } from '../../shared/exec/index.ts';
 import { runDaemon, untilAborted } from '../../shared/daemon/index.ts';
 import { nsInitPath } from '../../shared/ns/index.ts';
+import { SessionCgroups } from './cgroups.ts';
 import { configSchema, type WebterminalConfig } from './config.ts';
-import { startWebterminal } from './server.ts';
+import { startWebterminal, type TlsMaterial } from './server.ts';
 import { targetStarter } from './targets.ts';
 
 const usage = `usage: webterminal [--config FILE] [--check-config]
 
-Serves the web terminal UI and API over HTTPS. Default config: /etc/hostplane/webterminal.toml`;
+Serves the web terminal UI and API over HTTPS. Default config: /etc/hostplane/webterminal.toml
+SIGHUP re-reads the config (targets, tokens, sessions, CSP, TLS files); live sessions go on.`;
 
 const read = async (what: string, file: string): Promise<Buffer> => {
   try {
@@ -18,6 +20,18 @@ const read = async (what: string, file: string): Promise<Buffer> => {
     throw new Error(`reading ${what} ${file}: ${(cause as NodeJS.ErrnoException).code}`, { cause });
   }
 };
+
+/** The TLS files of `c`, read now (at start and at every reload). */
+const readTls = async (c: WebterminalConfig): Promise<TlsMaterial | undefined> =>
+  c.tls === undefined
+    ? undefined
+    : {
+        cert: await read('tls cert_file', c.tls.cert_file),
+        key: await read('tls key_file', c.tls.key_file),
+        ...(c.auth.client_ca_file === undefined
+          ? {}
+          : { clientCa: await read('auth client_ca_file', c.auth.client_ca_file) }),
+      };
 
 process.exit(
   await runDaemon<WebterminalConfig>({
@@ -32,16 +46,11 @@ process.exit(
         findBinary('setsid'),
         findBinary('setpriv'),
       ]);
-      const tls =
-        c.tls === undefined
-          ? undefined
-          : {
-              cert: await read('tls cert_file', c.tls.cert_file),
-              key: await read('tls key_file', c.tls.key_file),
-              ...(c.auth.client_ca_file === undefined
-                ? {}
-                : { clientCa: await read('auth client_ca_file', c.auth.client_ca_file) }),
-            };
+      const tls = await readTls(c);
+      const { cgroups, problem } = await SessionCgroups.setup({
+        mode: c.cgroup.require ? 'required' : 'optional',
+        log: ctx.log,
+      });
       const start = targetStarter(
         {
           unshare,
@@ -49,9 +58,20 @@ process.exit(
           setpriv,
           nsinit: c.sandbox.nsinit ?? nsInitPath(),
           term: c.sandbox.term,
+          ...(cgroups === null
+            ? {}
+            : { cgroups: { sessions: cgroups, defaults: () => ctx.config.sandbox.limits } }),
         },
         ctx.log,
-        { ttlMs: c.sessions.ttl, timeoutMs: c.sessions.ready_timeout },
+        // getters: a session certificate lives for the ttl of the config in effect (reload)
+        {
+          get ttlMs() {
+            return ctx.config.sessions.ttl;
+          },
+          get timeoutMs() {
+            return ctx.config.sessions.ready_timeout;
+          },
+        },
       );
       const wt = await startWebterminal(c, {
         log: ctx.log,
@@ -59,7 +79,15 @@ process.exit(
         start,
         ...(tls === undefined ? {} : { tls }),
       });
-      ctx.ready(`listening on ${wt.origin}`);
+      // runDaemon makes ctx.config the new config once every handler accepted it
+      ctx.onReload(async (next) => {
+        wt.reload(next, await readTls(next));
+      });
+      const isolation =
+        cgroups === null
+          ? `namespaces only, NO resource limits (cgroup v2 not usable: ${problem ?? 'unknown'})`
+          : 'a cgroup and namespaces per session';
+      ctx.ready(`listening on ${wt.origin}; sandboxes: ${isolation}`);
       await untilAborted(ctx.signal);
       await wt.close();
     },

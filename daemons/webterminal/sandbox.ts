@@ -1,11 +1,15 @@
 // The sandbox target: a shell under a PTY in new PID, mount and network namespaces (shared/ns),
-// as an unprivileged user. Killing unshare ends the namespace's init (--kill-child) and with it
-// every process of the session, whatever it forked or detached.
+// as an unprivileged user, in its own cgroup with the target's limits when cgroup v2 is usable
+// (see cgroups.ts). Cleanup is cgroup.kill on that cgroup, then SIGKILL to the namespace's init:
+// either ends every process of the session, whatever it forked or detached.
 // The PTY, namespaces, user switch and kill are shared/pty's (machinebroker uses the same).
 import { readFile } from 'node:fs/promises';
+import type { Cgroup } from '../../shared/cgroup/index.ts';
 import type { Logger } from '../../shared/log/index.ts';
-import { sandboxPtyArgv, startSandboxPty } from '../../shared/pty/index.ts';
+import { sandboxPtyArgv, startSandboxPty, type SandboxPty } from '../../shared/pty/index.ts';
 import type { ExitStatus, TermSize } from '../../shared/stream/index.ts';
+import { effectiveLimits, type SessionCgroups } from './cgroups.ts';
+import type { SessionLimits, TargetLimits } from './config.ts';
 
 /** A running terminal behind a session, whatever the target. */
 export interface TerminalConsole {
@@ -29,6 +33,12 @@ export interface SandboxDeps {
   setsid: string;
   setpriv: string;
   term: string;
+  /** a cgroup per session; absent: namespaces only, no resource limits */
+  cgroups?: {
+    sessions: SessionCgroups;
+    /** [sandbox.limits] of the current config, read at every session start (reload) */
+    defaults: () => SessionLimits;
+  };
   /** reads /etc/passwd; tests may pass their own */
   readPasswd?: () => Promise<string>;
 }
@@ -56,10 +66,11 @@ export function sandboxArgv(
   return sandboxPtyArgv(deps, command, ids);
 }
 
-/** Starts a sandbox; resolves once its namespace init runs (the session's "ready"). */
+/** Starts a sandbox for session `id`; resolves once its namespace init runs (the session's "ready"). */
 export async function startSandbox(
   deps: SandboxDeps,
-  target: { command: readonly string[]; user: string },
+  target: { command: readonly string[]; user: string; limits: TargetLimits },
+  id: string,
   size: TermSize,
   log: Logger,
 ): Promise<TerminalConsole> {
@@ -71,31 +82,69 @@ export async function startSandbox(
       throw new Error(`starting sandbox as ${target.user}: no such user in /etc/passwd`);
     }
   }
-  const p = await startSandboxPty(deps, {
-    command: target.command,
-    size,
-    ...(ids === undefined ? {} : { user: { uid: ids.uid, gid: ids.gid } }),
-    env: { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: ids?.home ?? '/', LC_ALL: 'C.UTF-8' },
-    log,
+  const cgroups = deps.cgroups?.sessions;
+  let cg: Cgroup | undefined;
+  if (deps.cgroups !== undefined) {
+    const limits = effectiveLimits(deps.cgroups.defaults(), target.limits);
+    cg = await deps.cgroups.sessions.create(id, limits);
+    log.info({ cgroup: cg.rel, limits }, 'session cgroup created');
+  }
+  /** kills and removes the session's cgroup; logs instead of failing (cleanup must go on) */
+  const release = async (): Promise<void> => {
+    if (cg === undefined || cgroups === undefined) return;
+    try {
+      await cgroups.release(cg);
+    } catch (err) {
+      log.error({ cgroup: cg.rel, err: (err as Error).message }, 'removing the session cgroup');
+    }
+  };
+  let pty: SandboxPty;
+  try {
+    pty = await startSandboxPty(deps, {
+      command: target.command,
+      size,
+      ...(ids === undefined ? {} : { user: { uid: ids.uid, gid: ids.gid } }),
+      ...(cg === undefined ? {} : { cgroupDir: cg.path }),
+      env: { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: ids?.home ?? '/', LC_ALL: 'C.UTF-8' },
+      log,
+    });
+  } catch (err) {
+    await release();
+    throw err;
+  }
+  // ended = the namespace is gone and so is the cgroup
+  const done = pty.done.then(async (status) => {
+    await release();
+    return status;
   });
   return {
     onOutput: (fn) => {
-      p.onData(fn);
+      pty.onData(fn);
     },
     write: (data) => {
-      p.write(data);
+      pty.write(data);
     },
     resize: (s) => {
-      p.resize(s);
+      pty.resize(s);
     },
     pause: () => {
-      p.pause();
+      pty.pause();
     },
     resume: () => {
-      p.resume();
+      pty.resume();
     },
-    done: p.done,
-    kill: () => p.kill(),
-    pids: p.pids,
+    done,
+    async kill() {
+      // the whole cgroup first (everything the session started, wherever it is), then the
+      // namespace's init, which also covers an init not yet in its cgroup
+      if (cg !== undefined) {
+        await cg.kill().catch((err: unknown) => {
+          log.warn({ cgroup: cg.rel, err: (err as Error).message }, 'cgroup.kill of the session');
+        });
+      }
+      await pty.kill();
+      await done;
+    },
+    pids: pty.pids,
   };
 }

@@ -29,15 +29,21 @@ import {
   type Clock,
 } from '../../shared/stream/index.ts';
 import { Authenticator, COOKIE_NAME, type Caller } from './auth.ts';
-import type { WebterminalConfig } from './config.ts';
+import { restartOnlyChanges, type WebterminalConfig } from './config.ts';
 import { mayUseTarget, SessionManager, type Attachment, type StartTarget } from './sessions.ts';
+
+/** TLS material (read by the caller: main reads files, tests pass PEM). */
+export interface TlsMaterial {
+  cert: string | Buffer;
+  key: string | Buffer;
+  clientCa?: string | Buffer;
+}
 
 export interface WebterminalDeps {
   log: Logger;
   clock: Clock;
   start: StartTarget;
-  /** TLS material (read by the caller: main reads files, tests pass PEM) */
-  tls?: { cert: string | Buffer; key: string | Buffer; clientCa?: string | Buffer };
+  tls?: TlsMaterial;
 }
 
 export interface Webterminal {
@@ -46,6 +52,14 @@ export interface Webterminal {
   origin: string;
   sessions: SessionManager;
   auth: Authenticator;
+  /** the config in effect */
+  readonly config: WebterminalConfig;
+  /**
+   * Applies a reloaded config: targets, tokens and the rest of [auth], [sessions], the CSP
+   * allowlist, origins, the UI directory, and (with `tls`) new TLS material for new connections.
+   * Live sessions go on. Throws, changing nothing, when a key that needs a restart changed.
+   */
+  reload(next: WebterminalConfig, tls?: TlsMaterial): void;
   close(): Promise<void>;
 }
 
@@ -88,7 +102,7 @@ export async function startWebterminal(
   deps: WebterminalDeps,
 ): Promise<Webterminal> {
   const log = deps.log.child({ component: 'webterminal' });
-  const cfg = config;
+  let cfg = config;
   const secure = deps.tls !== undefined;
   const sessions = new SessionManager({
     ttlMs: cfg.sessions.ttl,
@@ -108,15 +122,15 @@ export async function startWebterminal(
     cookieTtlMs: () => cfg.auth.cookie_ttl,
     clock: deps.clock,
   });
-  const csp = contentSecurityPolicy(cfg.allowed_host_source_list);
-  const securityHeaders: Record<string, string> = {
-    'content-security-policy': csp,
+  // from the config in effect: a reload changes the CSP of the next response
+  const securityHeaders = (): Record<string, string> => ({
+    'content-security-policy': contentSecurityPolicy(cfg.allowed_host_source_list),
     'x-content-type-options': 'nosniff',
     'x-frame-options': 'DENY',
     'referrer-policy': 'no-referrer',
     'cross-origin-opener-policy': 'same-origin',
     ...(secure ? { 'strict-transport-security': 'max-age=31536000' } : {}),
-  };
+  });
 
   const opts = serverOptions();
   const server = secure
@@ -163,7 +177,7 @@ export async function startWebterminal(
   const json = (res: ServerResponse, status: number, body: unknown, extra = {}): void => {
     const text = status === 204 ? '' : JSON.stringify(body);
     res.writeHead(status, {
-      ...securityHeaders,
+      ...securityHeaders(),
       ...extra,
       'cache-control': 'no-store',
       ...(status === 204
@@ -197,7 +211,7 @@ export async function startWebterminal(
       throw new HttpError('NotFound', `serving ${file}: ${(err as NodeJS.ErrnoException).code}`);
     }
     res.writeHead(200, {
-      ...securityHeaders,
+      ...securityHeaders(),
       'content-type': CONTENT_TYPES[path.extname(file)] ?? 'application/octet-stream',
       'content-length': body.length,
       'cache-control': 'no-cache',
@@ -218,7 +232,7 @@ export async function startWebterminal(
     if (p === '/api/login' && method === 'POST') {
       const caller = auth.authenticate(req);
       checkOrigin(req, caller);
-      const value = auth.login({ user: caller.user, groups: caller.groups });
+      const value = auth.login({ user: caller.user, groups: caller.groups }, caller.tokenSha256);
       const maxAge = Math.floor(cfg.auth.cookie_ttl / 1000);
       const cookie = `${COOKIE_NAME}=${value}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${maxAge}${secure ? '; Secure' : ''}`;
       json(res, 200, { user: caller.user, groups: caller.groups }, { 'set-cookie': cookie });
@@ -316,7 +330,7 @@ export async function startWebterminal(
       if (e.status >= 500) log.warn({ status: e.status, err: e.message }, 'request failed');
       else log.debug({ status: e.status, err: e.message }, 'request refused');
       if (!res.headersSent) {
-        for (const [k, v] of Object.entries(securityHeaders)) res.setHeader(k, v);
+        for (const [k, v] of Object.entries(securityHeaders())) res.setHeader(k, v);
       }
       sendError(res, e);
     });
@@ -398,12 +412,56 @@ export async function startWebterminal(
     });
   }
 
-  const sweepTimer = setInterval(() => {
-    void sessions.sweep().catch((err: unknown) => {
-      log.warn({ err: (err as Error).message }, 'sweeping sessions failed');
+  const startSweep = (everyMs: number): NodeJS.Timeout => {
+    const t = setInterval(() => {
+      void sessions.sweep().catch((err: unknown) => {
+        log.warn({ err: (err as Error).message }, 'sweeping sessions failed');
+      });
+    }, everyMs);
+    t.unref();
+    return t;
+  };
+  let sweepTimer = startSweep(cfg.sessions.sweep_interval);
+
+  const reload = (next: WebterminalConfig, tls?: TlsMaterial): void => {
+    const fixed = restartOnlyChanges(cfg, next);
+    if (fixed.length > 0) {
+      throw new Error(
+        `applying the new configuration: ${fixed.join(', ')} changed, which takes a restart ` +
+          '(systemctl restart webterminal); nothing was changed',
+      );
+    }
+    if (tls !== undefined && server instanceof https.Server) {
+      // new connections get the new certificate; open ones keep theirs
+      server.setSecureContext({
+        cert: tls.cert,
+        key: tls.key,
+        minVersion: 'TLSv1.3',
+        ...(tls.clientCa === undefined ? {} : { ca: tls.clientCa }),
+      });
+    }
+    const before = cfg;
+    cfg = next;
+    sessions.configure({
+      ttlMs: next.sessions.ttl,
+      readyTimeoutMs: next.sessions.ready_timeout,
+      maxPerUser: next.sessions.max_per_user,
+      attachTokenTtlMs: next.sessions.attach_token_ttl,
+      scrollback: next.sessions.scrollback,
     });
-  }, cfg.sessions.sweep_interval);
-  sweepTimer.unref();
+    if (next.sessions.sweep_interval !== before.sessions.sweep_interval) {
+      clearInterval(sweepTimer);
+      sweepTimer = startSweep(next.sessions.sweep_interval);
+    }
+    log.info(
+      {
+        targets: next.targets.map((t) => t.name),
+        tokens: next.auth.tokens.length,
+        liveSessions: sessions.size,
+      },
+      'configuration applied',
+    );
+  };
 
   const address = await listen(server, cfg.listen.host, cfg.listen.port);
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
@@ -413,6 +471,10 @@ export async function startWebterminal(
     origin: `${secure ? 'https' : 'http'}://${host}:${address.port}`,
     sessions,
     auth,
+    get config() {
+      return cfg;
+    },
+    reload,
     async close() {
       clearInterval(sweepTimer);
       await sessions.closeAll();

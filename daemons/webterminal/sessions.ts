@@ -184,12 +184,17 @@ export interface AttachGrant {
   readOnly: boolean;
 }
 
-export interface SessionManagerOptions {
+/** The settings of SessionManager a config reload may change. */
+export interface SessionSettings {
   ttlMs: number;
   readyTimeoutMs: number;
   maxPerUser: number;
   attachTokenTtlMs: number;
+  /** of new sessions; a live session keeps the scrollback it has */
   scrollback: number;
+}
+
+export interface SessionManagerOptions extends SessionSettings {
   targets: () => readonly TargetConfig[];
   start: StartTarget;
   clock: Clock;
@@ -203,9 +208,9 @@ export function mayUseTarget(target: TargetConfig, id: Identity): boolean {
 
 /** All sessions of the daemon. */
 export class SessionManager {
-  readonly #o: SessionManagerOptions;
+  #o: SessionManagerOptions;
   readonly #sessions = new Map<string, Session>();
-  readonly #tokens: TokenStore<AttachGrant>;
+  #tokens: TokenStore<AttachGrant>;
   readonly #log: Logger;
 
   constructor(o: SessionManagerOptions) {
@@ -216,6 +221,22 @@ export class SessionManager {
 
   get size(): number {
     return this.#sessions.size;
+  }
+
+  /**
+   * New limits from a reloaded config. Live sessions stay; the new ttl and per-user maximum
+   * apply to them from now on. A changed attach_token_ttl drops the unused attach tokens (a
+   * page gets a new one with its next GET).
+   */
+  configure(settings: SessionSettings): void {
+    const tokenTtlChanged = settings.attachTokenTtlMs !== this.#o.attachTokenTtlMs;
+    this.#o = { ...this.#o, ...settings };
+    if (tokenTtlChanged) {
+      this.#tokens = new TokenStore<AttachGrant>({
+        ttlMs: settings.attachTokenTtlMs,
+        clock: this.#o.clock,
+      });
+    }
   }
 
   /** Sessions `id` created or may view. */

@@ -14,7 +14,7 @@ export function targetStarter(
     const slog = log.child({ session: session.id, user: session.user.user, target: target.name });
     switch (target.type) {
       case 'sandbox':
-        return startSandbox(sandbox, target, size, slog);
+        return startSandbox(sandbox, target, session.id, size, slog);
       case 'machine':
         if (machine === undefined) {
           throw new Error(

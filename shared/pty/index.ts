@@ -29,6 +29,8 @@ export interface SandboxPtyOptions {
   size: TermSize;
   /** run as this user; default: as the daemon (root) */
   user?: SandboxUser;
+  /** cgroup directory the namespace's init joins before the command starts (limits, kill) */
+  cgroupDir?: string;
   /** the whole environment of the command (TERM is added) */
   env: Readonly<Record<string, string>>;
   log: Logger;
@@ -51,11 +53,15 @@ export interface SandboxPty {
   readonly pids: readonly [number, number];
 }
 
-/** The argv of a sandbox terminal running `command`, as `user` when given (a pure function). */
+/**
+ * The argv of a sandbox terminal running `command`, as `user` when given, inside `cgroupDir`
+ * when given (a pure function).
+ */
 export function sandboxPtyArgv(
   deps: Pick<SandboxPtyDeps, 'unshare' | 'nsinit' | 'setsid' | 'setpriv'>,
   command: readonly string[],
   user?: SandboxUser,
+  cgroupDir?: string,
 ): string[] {
   // setsid --ctty: the command's session and controlling terminal live inside the namespace,
   // otherwise a shell finds the PTY's foreground group outside its PID namespace (no job
@@ -76,6 +82,7 @@ export function sandboxPtyArgv(
     pid: true,
     mount: true,
     net: true,
+    ...(cgroupDir === undefined ? {} : { cgroupDir }),
     command: all[0]!,
     args: all.slice(1),
   });
@@ -86,7 +93,7 @@ export async function startSandboxPty(
   deps: SandboxPtyDeps,
   opts: SandboxPtyOptions,
 ): Promise<SandboxPty> {
-  const argv = sandboxPtyArgv(deps, opts.command, opts.user);
+  const argv = sandboxPtyArgv(deps, opts.command, opts.user, opts.cgroupDir);
   // encoding null: node-pty hands out Buffers, so no UTF-8 sequence is split and re-encoded
   const p = pty.spawn(argv[0]!, argv.slice(1), {
     name: deps.term,
