@@ -137,7 +137,8 @@ export async function startSandbox(
     async kill() {
       // the whole cgroup first (everything the session started, wherever it is), then the
       // namespace's init, which also covers an init not yet in its cgroup
-      if (cg !== undefined) {
+      // (a session whose shell exited has released its cgroup already)
+      if (cg !== undefined && (await cg.exists())) {
         await cg.kill().catch((err: unknown) => {
           log.warn({ cgroup: cg.rel, err: (err as Error).message }, 'cgroup.kill of the session');
         });

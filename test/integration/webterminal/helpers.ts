@@ -145,6 +145,8 @@ export async function startHarness(
     log?: Logger;
     /** how machine targets mint their session certificates (default shared/pki) */
     issue?: MachineDeps['issue'];
+    /** how sandboxes start (default sandboxDeps(): namespaces only, no cgroups) */
+    sandbox?: SandboxDeps;
   } = {},
 ): Promise<Harness> {
   const pki = opts.pki ?? (await testPki());
@@ -154,7 +156,7 @@ export async function startHarness(
   const wt = await startWebterminal(config, {
     log,
     clock: () => now.ms,
-    start: targetStarter(await sandboxDeps(), log, {
+    start: targetStarter(opts.sandbox ?? (await sandboxDeps()), log, {
       ttlMs: config.sessions.ttl,
       timeoutMs: config.sessions.ready_timeout,
       ...(opts.issue === undefined ? {} : { issue: opts.issue }),
