@@ -653,6 +653,7 @@ class Job implements Command {
     if (opts.signal !== undefined) ro.signal = opts.signal;
     const bufferSize = opts.readBytes ?? this.#readBuffer;
     if (bufferSize !== undefined) ro.bufferSize = bufferSize;
+    if (opts.buffers !== undefined) ro.buffers = opts.buffers;
     return readOutput(this.#store.outputPath(this.id), live, ro);
   }
 

@@ -6,7 +6,7 @@ import { closeSync, openSync, writev, writevSync, close as closeFd } from 'node:
 import { open } from 'node:fs/promises';
 import type { Logger } from '../../shared/log/index.ts';
 import type { PageCache } from '../../shared/native/pagecache.ts';
-import type { OutputChunk } from './types.ts';
+import type { OutputChunk, ReadBuffers } from './types.ts';
 
 export const TAG_STDOUT = 1;
 export const TAG_STDERR = 2;
@@ -344,6 +344,59 @@ export interface ReadOutputOptions {
   /** bytes read at a time (default 256 KiB), the reader's memory bound; a function is asked
    * before every read, so a server can shrink readers as more of them open. */
   bufferSize?: number | (() => number);
+  /** where read buffers come from (default: a new one per read) */
+  buffers?: ReadBuffers;
+}
+
+/**
+ * Read buffers of one output stream, reused once every chunk cut from them has been sent.
+ * `hold` and `release` bracket each send of a chunk; a buffer goes back to the free list when the
+ * reader has moved on to the next one and nothing cut from it is still being sent. Buffers whose
+ * sends never complete (a cancelled call) are simply left to the garbage collector.
+ */
+export class ReusedReadBuffers implements ReadBuffers {
+  readonly #free: ArrayBuffer[] = [];
+  /** sends in flight per buffer still in use */
+  readonly #refs = new Map<ArrayBufferLike, number>();
+  #current: ArrayBuffer | null = null;
+  /** how many buffers were allocated (tests, figures) */
+  allocated = 0;
+
+  take(size: number): Buffer {
+    const previous = this.#current;
+    this.#current = null;
+    if (previous !== null && (this.#refs.get(previous) ?? 0) === 0) this.#recycle(previous);
+    let ab: ArrayBuffer | undefined;
+    while (ab === undefined && this.#free.length > 0) {
+      const f = this.#free.pop()!;
+      if (f.byteLength >= size) ab = f;
+    }
+    if (ab === undefined) {
+      ab = new ArrayBuffer(size);
+      this.allocated++;
+    }
+    this.#current = ab;
+    return Buffer.from(ab, 0, size);
+  }
+
+  hold(view: Uint8Array): void {
+    this.#refs.set(view.buffer, (this.#refs.get(view.buffer) ?? 0) + 1);
+  }
+
+  release(view: Uint8Array): void {
+    const ab = view.buffer;
+    const n = (this.#refs.get(ab) ?? 1) - 1;
+    if (n > 0) {
+      this.#refs.set(ab, n);
+      return;
+    }
+    this.#refs.delete(ab);
+    if (ab !== this.#current && ab instanceof ArrayBuffer) this.#recycle(ab);
+  }
+
+  #recycle(ab: ArrayBuffer): void {
+    if (this.#free.length < 4 && !this.#free.includes(ab)) this.#free.push(ab);
+  }
 }
 
 /**
@@ -384,7 +437,7 @@ export async function* readOutput(
         }
         want = Math.min(bufferSize, limit - pos);
       }
-      const buf = Buffer.allocUnsafe(want);
+      const buf = opts.buffers?.take(want) ?? Buffer.allocUnsafe(want);
       const { bytesRead: n } = await fh.read(buf, 0, want, pos);
       if (n === 0) {
         if (live === null || live.ended) return;

@@ -9,6 +9,7 @@ import { loadJobExec } from '../../shared/proto/index.ts';
 import { listenAddress, toJobLimits, type Config } from './config.ts';
 import { watchServerCredentials, type ServerTls } from './credentials.ts';
 import { Executor } from './executor.ts';
+import { withFastOutStream } from './wire.ts';
 import { createJobExecutorService, REQUEST_BOUNDS, SERVER_CHANNEL_OPTIONS } from './service.ts';
 
 export interface ServerDeps {
@@ -91,7 +92,10 @@ export async function run(deps: ServerDeps, signal: AbortSignal): Promise<void> 
   });
   const service = createJobExecutorService({ executor, log: log.child({ component: 'grpc' }) });
   const server = new grpc.Server(SERVER_CHANNEL_OPTIONS);
-  server.addService(loadJobExec().hostplane.jobexec.v1.JobExecutor.service, service.handlers);
+  server.addService(
+    withFastOutStream(loadJobExec().hostplane.jobexec.v1.JobExecutor.service),
+    service.handlers,
+  );
   let closed = false;
   let tls: ServerTls | undefined;
   try {

@@ -11,6 +11,7 @@ import type {
   JobExecutorHandlers,
   Limits,
 } from '../../shared/proto/jobexec.ts';
+import { ReusedReadBuffers } from './output.ts';
 import {
   ExecutorError,
   type Command,
@@ -342,9 +343,15 @@ export function createJobExecutorService({ executor, log }: ServiceDeps): JobExe
     // instead (streamPendingBytes), so 100 slow readers cannot pile up gigabytes in the server.
     const queue = { bytes: 0, wake: null as (() => void) | null };
     abort.signal.addEventListener('abort', () => queue.wake?.(), { once: true });
-    const send = async (msg: GetOutStreamResponseIn, bytes: number): Promise<void> => {
+    // read buffers are reused once grpc-js has sent what was cut from them (wire.ts encodes the
+    // message into a scratch buffer and grpc-js copies it into its frame)
+    const buffers = new ReusedReadBuffers();
+    const send = async (msg: GetOutStreamResponseIn, data: Buffer | null): Promise<void> => {
+      const bytes = data?.length ?? 0;
       queue.bytes += bytes;
+      if (data !== null) buffers.hold(data);
       call.write(msg, () => {
+        if (data !== null) buffers.release(data);
         queue.bytes -= bytes;
         queue.wake?.();
       });
@@ -367,17 +374,17 @@ export function createJobExecutorService({ executor, log }: ServiceDeps): JobExe
       streams.add(abort);
       call.once('cancelled', onCancel);
       const readBytes = (): number => streamReadBytes(streams.size);
-      for await (const chunk of cmd.output({ signal: abort.signal, readBytes })) {
+      for await (const chunk of cmd.output({ signal: abort.signal, readBytes, buffers })) {
         if (stopped()) break;
         if (chunk.kind === 'truncated') {
-          await send({ truncated: {} }, 0);
+          await send({ truncated: {} }, null);
           continue;
         }
         const stream = chunk.stream === 'stdout' ? 'STREAM_STDOUT' : 'STREAM_STDERR';
         for (let at = 0; at < chunk.data.length; at += MAX_MESSAGE_DATA) {
           const data = chunk.data.subarray(at, at + MAX_MESSAGE_DATA);
           // a slow reader pauses only its own file reader: the job writes to disk regardless.
-          await send({ data: { stream, data } }, data.length);
+          await send({ data: { stream, data } }, data);
           if (stopped()) break;
         }
       }

@@ -61,6 +61,14 @@ export interface OutputOptions {
   signal?: AbortSignal;
   /** bytes per read (default: the executor's); a function is asked before every read */
   readBytes?: number | (() => number);
+  /** where read buffers come from (default: a new one per read) */
+  buffers?: ReadBuffers;
+}
+
+/** A source of read buffers, so a reader can reuse the ones its consumer has finished with. */
+export interface ReadBuffers {
+  /** a buffer of exactly `size` bytes; the previous one taken is the reader's no more */
+  take(size: number): Buffer;
 }
 
 /** A started job. */

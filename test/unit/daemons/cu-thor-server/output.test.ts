@@ -9,6 +9,7 @@ import {
   encodeHeader,
   OutputWriter,
   readOutput,
+  ReusedReadBuffers,
   TAG_STDERR,
   TAG_STDOUT,
   TAG_TRUNCATED,
@@ -285,5 +286,72 @@ describe('OutputWriter page-cache dropping', () => {
       ),
       JSON.stringify(mem.records),
     );
+  });
+});
+
+describe('ReusedReadBuffers', () => {
+  it('never hands out a buffer while a chunk cut from it is being sent', () => {
+    const b = new ReusedReadBuffers();
+    const first = b.take(1024);
+    b.hold(first.subarray(0, 10));
+    b.hold(first.subarray(10, 20));
+    const second = b.take(1024);
+    assert.notEqual(second.buffer, first.buffer, 'the first is still being sent');
+    b.release(first.subarray(0, 10));
+    const third = b.take(1024);
+    assert.notEqual(third.buffer, first.buffer, 'one chunk of the first is still out');
+    b.release(first.subarray(10, 20));
+    const fourth = b.take(512);
+    b.hold(fourth); // keeps the one after it from being this one again
+    const fifth = b.take(512);
+    assert.ok(
+      [fourth.buffer, fifth.buffer].includes(first.buffer),
+      'reused once everything cut from it was sent',
+    );
+    assert.notEqual(fifth.buffer, fourth.buffer);
+    assert.equal(fifth.length, 512);
+    assert.equal(b.allocated, 2);
+  });
+
+  it('reuses the buffer a reader moved on from when nothing of it is in flight', () => {
+    const b = new ReusedReadBuffers();
+    for (let i = 0; i < 1000; i++) {
+      const buf = b.take(256 * 1024);
+      b.hold(buf);
+      b.release(buf);
+    }
+    assert.equal(b.allocated, 1, 'one buffer serves a reader whose sends finish at once');
+  });
+
+  it('allocates anew when a bigger read is asked for than any free buffer holds', () => {
+    const b = new ReusedReadBuffers();
+    b.take(100);
+    b.take(100);
+    assert.equal(b.allocated, 1);
+    const big = b.take(4096);
+    assert.equal(big.length, 4096);
+    assert.equal(b.allocated, 2);
+  });
+
+  it('gives readOutput buffers whose chunks arrive intact when sends finish in order', async () => {
+    const p = file();
+    const w = OutputWriter.create(p, { maxBytes: 1 << 30, log });
+    const want: Buffer[] = [];
+    for (let i = 0; i < 200; i++) {
+      const piece = Buffer.from(`line ${i} `.repeat(50));
+      want.push(piece);
+      w.append('stdout', piece);
+    }
+    await w.end();
+    const b = new ReusedReadBuffers();
+    const got: Buffer[] = [];
+    for await (const c of readOutput(p, null, { bufferSize: 4096, buffers: b })) {
+      if (c.kind !== 'data') continue;
+      b.hold(c.data);
+      got.push(Buffer.from(c.data)); // what grpc-js's frame copy does
+      b.release(c.data);
+    }
+    assert.deepEqual(Buffer.concat(got), Buffer.concat(want));
+    assert.ok(b.allocated <= 3, `${b.allocated} buffers for ${want.length} reads`);
   });
 });
