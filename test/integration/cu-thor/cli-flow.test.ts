@@ -7,6 +7,10 @@ import * as grpc from '@grpc/grpc-js';
 import { loadJobExec } from '../../../shared/proto/index.ts';
 import type { JobExecutorClient } from '../../../shared/proto/jobexec.ts';
 import { EXIT } from '../../../daemons/cu-thor/args.ts';
+import { createRunner } from '../../../shared/exec/index.ts';
+import { silentLogger } from '../../../shared/log/index.ts';
+
+const CLI_MAIN = path.resolve(import.meta.dirname, '../../../daemons/cu-thor/main.ts');
 import { cleanup, cli, fixture, startServer, type Fixture, type RunningServer } from './helpers.ts';
 
 interface StatusJson {
@@ -55,6 +59,22 @@ describe('cu-thor end to end against cu-thor-server (host, namespaces only)', ()
     );
     return new (loadJobExec().hostplane.jobexec.v1.JobExecutor)(server.address, creds);
   }
+
+  it('the cu-thor program talks to an IP address without a TLS server-name warning', async () => {
+    const runner = createRunner({ log: silentLogger(), allow: [process.execPath] });
+    const ip = server.address.replace('localhost', '127.0.0.1');
+    const r = await runner.run(
+      [process.execPath, '--import', 'tsx', CLI_MAIN, '--server', ip, 'list', '--json'],
+      {
+        cwd: path.resolve(import.meta.dirname, '../../..'),
+        env: { CUTHOR_CLIENT_CRED_LOCATION: path.join(f.certs, 'client1') },
+        timeoutMs: 60_000,
+      },
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(Array.isArray(JSON.parse(r.stdout)));
+    assert.equal(r.stderr, '', 'nothing on stderr (Node warns DEP0123 for an IP as SNI)');
+  });
 
   it('READY status says jobs run with namespaces only when cgroups are not usable', () => {
     assert.match(server.status, /^listening on 127\.0\.0\.1:\d+; jobs run with namespaces only/);
