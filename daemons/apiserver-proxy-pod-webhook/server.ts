@@ -122,7 +122,7 @@ export function webhookHandler(o: {
       reply(
         res,
         new HttpError(
-          'BadRequest',
+          'UnsupportedMediaType',
           `content-type ${JSON.stringify(type)}: expected application/json`,
         ),
         true,

@@ -12,6 +12,7 @@ export const Reason = {
   MethodNotAllowed: 405,
   Conflict: 409,
   PayloadTooLarge: 413,
+  UnsupportedMediaType: 415,
   TooManyRequests: 429,
   InternalError: 500,
   BadGateway: 502,

@@ -258,7 +258,7 @@ describe('apiserver-proxy-pod-webhook over TLS', () => {
     {
       name: 'a wrong content type',
       opts: { body: review(POD), headers: { 'content-type': 'text/plain' } },
-      status: 400,
+      status: 415,
       re: /content-type "text\/plain"/,
     },
     {
