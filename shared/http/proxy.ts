@@ -168,9 +168,46 @@ export function proxyUpgrade(
   });
 }
 
+/** What a hop holds for a slow reader before it stops reading from the writer. */
+export const SPLICE_HIGH_WATER = 256 * 1024;
+
 /**
- * Pipes a and b into each other. A close on one side ends the other once its pending writes are
- * flushed (the last output and the status frame must arrive); an error destroys both.
+ * Forwards `from` into `to` like `from.pipe(to)`, but writes what arrives in one event-loop turn
+ * as one batch: `to` is corked on the turn's first chunk and uncorked in the check phase, so a TLS
+ * socket gets one writev (one SSL_write and one socket write) instead of one per ≤ 16 KiB record
+ * its peer's TLS layer hands us. Backpressure: `from` is paused once `to` holds SPLICE_HIGH_WATER
+ * bytes and resumed on 'drain'; the end of `from` ends `to` after the last batch.
+ */
+function forward(from: Duplex, to: Duplex, count: (n: number) => void): void {
+  let corked = false;
+  const flush = (): void => {
+    corked = false;
+    to.uncork();
+  };
+  from.on('data', (c: Buffer) => {
+    count(c.length);
+    if (to.destroyed || to.writableEnded) return;
+    if (!corked) {
+      corked = true;
+      to.cork();
+      setImmediate(flush);
+    }
+    to.write(c);
+    // write() returned false long before this (highWaterMark 16 KiB), so 'drain' will follow
+    if (to.writableLength >= SPLICE_HIGH_WATER) from.pause();
+  });
+  to.on('drain', () => {
+    if (from.isPaused()) from.resume();
+  });
+  from.once('end', () => {
+    if (!to.writableEnded) to.end(); // end() flushes a corked batch
+  });
+}
+
+/**
+ * Forwards a and b into each other (see forward). A close on one side ends the other once its
+ * pending writes are flushed (the last output and the status frame must arrive); an error
+ * destroys both.
  */
 function splice(a: Duplex, b: Duplex, done: (aToB: number, bToA: number) => void): void {
   for (const s of [a, b]) {
@@ -179,10 +216,8 @@ function splice(a: Duplex, b: Duplex, done: (aToB: number, bToA: number) => void
   }
   let aToB = 0;
   let bToA = 0;
-  a.on('data', (c: Buffer) => (aToB += c.length));
-  b.on('data', (c: Buffer) => (bToA += c.length));
-  a.pipe(b);
-  b.pipe(a);
+  forward(a, b, (n) => (aToB += n));
+  forward(b, a, (n) => (bToA += n));
   let closed = 0;
   const onClose = (other: Duplex) => (): void => {
     closed += 1;
