@@ -60,6 +60,13 @@ export const specSchema = z.strictObject({
     .default([]),
   /** checkout scripts run (`node --import tsx SCRIPT OUT`) before staging, e.g. a browser UI */
   build: z.array(z.strictObject({ script: z.string().min(1), out: z.string().min(1) })).default([]),
+  /** options for node in the wrapper, before the bundle (V8 heap tuning, say); `--name` or
+   * `--name=value`, nothing a shell would expand */
+  node_options: z
+    .array(
+      z.string().regex(/^--[a-z0-9-]+(=[A-Za-z0-9._,:/+-]+)?$/, 'expected --name or --name=value'),
+    )
+    .default([]),
   /** C compiled for the package (hardened, dynamic): `source` to the absolute `to`; a program, or
    * with `addon` a Node-API shared object the daemon loads */
   native: z
@@ -323,7 +330,7 @@ export function wrapperScript(spec: PackageSpec): string {
   return [
     '#!/bin/sh',
     `# ${d} (${spec.package}): the esbuild bundle run by Debian's nodejs.`,
-    `exec /usr/bin/node /usr/lib/hostplane/${d}/main.mjs "$@"`,
+    `exec ${['/usr/bin/node', ...spec.node_options, `/usr/lib/hostplane/${d}/main.mjs`].join(' ')} "$@"`,
     '',
   ].join('\n');
 }

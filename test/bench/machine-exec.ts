@@ -2,15 +2,19 @@
 // direct WebSocket to the broker's token URL: throughput of a large output and keystroke
 // round-trip latency. Targets (issue 6): chain ≥ 50% of direct throughput; ≤ 0.5 ms added per
 // hop at p50.
-// By default each daemon runs as its own process from its main.ts, as in production; --inproc
-// runs all three in the bench's process (one event loop for every hop: a pessimistic figure).
+// By default each daemon runs as its own process from its main.ts, as in production, with the
+// node options its package gives it (packaging/deb/packages: node_options; --plain-node leaves
+// them out); --inproc runs all three in the bench's process (one event loop for every hop: a
+// pessimistic figure). Each throughput round prints the CPU seconds per GiB of every process.
 //   npx tsx test/bench/machine-exec.ts [--mib 256] [--keys 2000] [--rounds 3] [--inproc] [--json]
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+//                                       [--plain-node] [--daemon-arg NODE_OPTION]...
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import type { ConnectionOptions } from 'node:tls';
 import { parseArgs } from 'node:util';
+import { loadSpecs } from '../../scripts/package.ts';
 import { createRunner, type Spawned } from '../../shared/exec/index.ts';
 import { silentLogger } from '../../shared/log/index.ts';
 import { connectExec, type ExecSession } from '../../shared/stream/client.ts';
@@ -24,6 +28,10 @@ interface Chain {
   gatewayUrl: string;
   alice: ConnectionOptions;
   runtimeSocket: string;
+  /** the daemons' PIDs by name, when each runs in its own process */
+  pids: Record<string, number>;
+  /** the node options each daemon process runs with */
+  nodeOptions: Record<string, string[]>;
   close(): Promise<void>;
 }
 
@@ -34,6 +42,10 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '3' },
     json: { type: 'boolean', default: false },
     inproc: { type: 'boolean', default: false },
+    // without the node options of the daemons' packages
+    'plain-node': { type: 'boolean', default: false },
+    // node options for each daemon, e.g. --daemon-arg=--cpu-prof --daemon-arg=--cpu-prof-dir=/tmp
+    'daemon-arg': { type: 'string', multiple: true, default: [] },
   },
 });
 const MIB = Number(values.mib);
@@ -71,8 +83,30 @@ async function open(
   }
 }
 
+/** CPU seconds used so far by `pid` (user + system, from /proc). */
+async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+/** CPU seconds of this process and each daemon process so far. */
+async function cpuByProcess(chain: Chain): Promise<Map<string, number>> {
+  const u = process.cpuUsage();
+  const out = new Map([['client', (u.user + u.system) / 1e6]]);
+  for (const [name, pid] of Object.entries(chain.pids)) out.set(name, await cpuSeconds(pid));
+  return out;
+}
+
+/** CPU seconds per GiB moved, by process, between two cpuByProcess readings. */
+const cpuCost = (a: Map<string, number>, b: Map<string, number>, bytes: number): string =>
+  [...b]
+    .map(([k, v]) => `${k} ${((v - (a.get(k) ?? 0)) / (bytes / 1024 ** 3)).toFixed(2)}`)
+    .join(', ');
+
 async function throughput(chain: Chain, path: Path): Promise<number> {
   let bytes = 0;
+  const cpu0 = await cpuByProcess(chain);
   const t0 = performance.now();
   const s = await open(chain, path, 'bulk', (d) => (bytes += d.length));
   s.closeStdin();
@@ -80,6 +114,10 @@ async function throughput(chain: Chain, path: Path): Promise<number> {
   const secs = (performance.now() - t0) / 1000;
   if (st.kind !== 'exited' || st.code !== 0 || bytes !== MIB * 1024 * 1024) {
     throw new Error(`bulk session on ${path}: status ${JSON.stringify(st)}, ${bytes} bytes`);
+  }
+  if (!values.json) {
+    const cost = cpuCost(cpu0, await cpuByProcess(chain), bytes);
+    console.log(`  ${path}: ${(bytes / secs / 1024 ** 2).toFixed(1)} MiB/s; cpu s/GiB: ${cost}`);
   }
   return bytes / secs / 1024 / 1024;
 }
@@ -127,6 +165,8 @@ const chain: Chain = values.inproc
         gatewayUrl: c.gatewayUrl,
         alice: c.alice,
         runtimeSocket: c.broker.socketPath,
+        pids: {},
+        nodeOptions: {},
         close: () => c.close(),
       };
     })()
@@ -146,6 +186,7 @@ try {
   const p50c = pct(lat.chain, 0.5);
   const result = {
     mode: values.inproc ? 'one process' : 'one process per daemon',
+    node_options: chain.nodeOptions,
     output_mib: MIB,
     throughput_mib_s: {
       direct: round(tpDirect),
@@ -162,6 +203,12 @@ try {
   };
   if (values.json) console.log(JSON.stringify(result));
   else {
+    console.log(
+      `${result.mode}; node options: ` +
+        (Object.entries(chain.nodeOptions)
+          .map(([k, v]) => `${k} ${v.length > 0 ? v.join(' ') : '(none)'}`)
+          .join(', ') || '(bench process)'),
+    );
     console.log(
       `throughput of ${MIB} MiB output (median of ${ROUNDS}): direct ${result.throughput_mib_s.direct} MiB/s, ` +
         `chain ${result.throughput_mib_s.chain} MiB/s, ratio ${result.throughput_mib_s.ratio}`,
@@ -227,6 +274,9 @@ async function startProcessChain(
         .join(''),
   };
   await mkdir(path.join(dir, 'etc'));
+  const specs = await loadSpecs();
+  const nodeOptions = (daemon: string): string[] =>
+    values['plain-node'] ? [] : (specs.find((s) => s.daemon === daemon)?.node_options ?? []);
   const runner = createRunner({ log: silentLogger(), allow: [process.execPath] });
   const procs: Spawned[] = [];
   for (const [name, text] of Object.entries(configs)) {
@@ -235,6 +285,8 @@ async function startProcessChain(
     const p = runner.spawn(
       [
         process.execPath,
+        ...nodeOptions(name),
+        ...values['daemon-arg'],
         '--import',
         'tsx',
         path.join(checkout, 'daemons', name, 'main.ts'),
@@ -261,6 +313,10 @@ async function startProcessChain(
     gatewayUrl: `https://127.0.0.1:${gatewayPort}`,
     alice: { ca: ca.cert, cert: leaf.cert, key: leaf.key },
     runtimeSocket: socket,
+    pids: Object.fromEntries(Object.keys(configs).map((name, i) => [name, procs[i]!.pid])),
+    nodeOptions: Object.fromEntries(
+      Object.keys(configs).map((name) => [name, [...nodeOptions(name), ...values['daemon-arg']]]),
+    ),
     async close() {
       for (const p of procs.reverse()) {
         p.kill('SIGTERM');

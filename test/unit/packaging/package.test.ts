@@ -254,6 +254,16 @@ describe('small parsers', () => {
     );
   });
 
+  it("passes the spec's node options to node before the bundle, and refuses shell syntax", () => {
+    assert.equal(
+      wrapperScript(daemonSpec('node_options = ["--initial-old-space-size=64", "--no-warnings"]')),
+      '#!/bin/sh\n# demo-daemon (hostplane-demo-daemon): the esbuild bundle run by Debian\'s nodejs.\nexec /usr/bin/node --initial-old-space-size=64 --no-warnings /usr/lib/hostplane/demo-daemon/main.mjs "$@"\n',
+    );
+    for (const bad of ['"--x=$(id)"', '"--x=a b"', '"-x"', '"--x=`id`"']) {
+      assert.throws(() => daemonSpec(`node_options = [${bad}]`), /node_options/);
+    }
+  });
+
   it('writes a man page from --help with roff escapes', () => {
     const page = manPage(daemonSpec(), {
       section: 8,
