@@ -1,8 +1,10 @@
 // Regenerates the TypeScript types of proto/**.proto into shared/proto/generated/ with
-// proto-loader-gen-types, using the loader options of shared/proto (LOAD_OPTIONS).
+// proto-loader-gen-types, using the loader options of shared/proto (LOAD_OPTIONS). Each .proto's
+// root type file (ProtoGrpcType) is named after its path, not only its basename (rootFileName),
+// so that two protos with the same basename cannot collide.
 //   npx tsx scripts/gen-proto.ts          rewrite shared/proto/generated/
 //   npx tsx scripts/gen-proto.ts --check  exit 1 when the committed types differ (CI)
-import { mkdtemp, readdir, readFile, rm, cp } from 'node:fs/promises';
+import { cp, mkdtemp, readdir, readFile, rename, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
@@ -37,19 +39,53 @@ async function filesUnder(dir: string, suffix = ''): Promise<string[]> {
     .sort();
 }
 
-/** Generates the types of every .proto into `outDir`. */
-export async function generate(runner: Runner, outDir: string): Promise<void> {
-  const protos = await filesUnder(protoDir, '.proto');
-  if (protos.length === 0)
-    throw new Error(`generating proto types: no .proto files under ${protoDir}`);
+/**
+ * The root type file of `proto` (relative to proto/): its path with the directories joined by
+ * dots, e.g. iri/machine/v1alpha1/api.proto → iri.machine.v1alpha1.api.ts.
+ */
+export function rootFileName(proto: string): string {
+  return (
+    proto
+      .replace(/\.proto$/, '')
+      .split(/[\\/]/)
+      .join('.') + '.ts'
+  );
+}
+
+/** Generates the types of every .proto under `dir` (default the checkout's proto/) into `outDir`. */
+export async function generate(runner: Runner, outDir: string, dir = protoDir): Promise<void> {
+  const protos = await filesUnder(dir, '.proto');
+  if (protos.length === 0) throw new Error(`generating proto types: no .proto files under ${dir}`);
+  const names = new Map<string, string>();
+  for (const p of protos) {
+    const other = names.get(rootFileName(p));
+    if (other !== undefined) {
+      throw new Error(
+        `generating proto types: ${other} and ${p} would share the root file ${rootFileName(p)}`,
+      );
+    }
+    names.set(rootFileName(p), p);
+  }
   const bin = createRequire(import.meta.url).resolve(
     '@grpc/proto-loader/build/bin/proto-loader-gen-types.js',
   );
-  // relative paths keep the "Original file:" comments free of the checkout's location.
-  await runner.run([process.execPath, bin, ...GEN_FLAGS, '-I', 'proto', '-O', outDir, ...protos], {
-    cwd: root,
-    timeoutMs: 120_000,
-  });
+  // one run per file: the generator names a root file after the basename alone (and merges
+  // protos that share one), so each is renamed before the next run could overwrite it
+  for (const p of protos) {
+    // relative paths keep the "Original file:" comments free of the checkout's location.
+    const include = path.basename(dir);
+    await runner.run(
+      [process.execPath, bin, ...GEN_FLAGS, '-I', include, '-O', outDir, path.join(include, p)],
+      {
+        cwd: path.dirname(dir),
+        timeoutMs: 120_000,
+      },
+    );
+    await rename(
+      path.join(outDir, path.basename(p).replace(/\.proto$/, '.ts')),
+      path.join(outDir, rootFileName(p)),
+    );
+  }
 }
 
 /** Files that differ between two trees (missing on either side, or other content). */

@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import type { ProtoGrpcType as JobExecProto } from './generated/jobexec.ts';
+import type { ProtoGrpcType as JobExecProto } from './generated/jobexec.v1.jobexec.ts';
 
 export type { JobExecProto };
 

@@ -2,7 +2,7 @@
 // (client) and machinebroker (server): both reach it here since daemons never import each other.
 import * as grpc from '@grpc/grpc-js';
 import { loadProto } from '../proto/index.ts';
-import type { ProtoGrpcType } from '../proto/generated/api.ts';
+import type { ProtoGrpcType } from '../proto/generated/iri.machine.v1alpha1.api.ts';
 import type { ExecResponse__Output } from '../proto/generated/iri/machine/v1alpha1/ExecResponse.ts';
 import type { Machine__Output } from '../proto/generated/iri/machine/v1alpha1/Machine.ts';
 import type {
