@@ -9,7 +9,9 @@
 // The machine is shared: every phase runs --repeat times and the load average is printed.
 //   npx tsx test/bench/jobexec.ts [--bytes 1G] [--readers 100] [--readers-bytes 100M]
 //                                 [--runs 20] [--repeat 3] [--tsx] [--skip latency|one|finished|cli|many]...
-//                                 [--server-arg NODE_OPTION]...
+//                                 [--server-arg NODE_OPTION]... [--plain-node]
+// The server gets the node options its package gives it (node_options in
+// packaging/deb/packages/hostplane-cu-thor-server.toml) unless --plain-node says otherwise.
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
@@ -29,6 +31,7 @@ import {
 } from '../../daemons/cu-thor/client.ts';
 import type { Execution } from '../../shared/proto/jobexec.ts';
 import { generateCerts } from '../../scripts/generate-certs.ts';
+import { loadSpecs } from '../../scripts/package.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const { values } = parseArgs({
@@ -43,6 +46,8 @@ const { values } = parseArgs({
     skip: { type: 'string', multiple: true, default: [] },
     // node options for the server, e.g. --server-arg=--cpu-prof --server-arg=--cpu-prof-dir=/tmp
     'server-arg': { type: 'string', multiple: true, default: [] },
+    // without the node options of the server's package (packaging/deb/packages: node_options)
+    'plain-node': { type: 'boolean', default: false },
   },
 });
 const BYTES = parseByteSize(values.bytes) ?? 1024 ** 3;
@@ -186,9 +191,6 @@ require = false
   );
   const env = {
     HOSTPLANE_LOG_LEVEL: 'warn',
-    ...(process.env.GLIBC_TUNABLES === undefined
-      ? {}
-      : { GLIBC_TUNABLES: process.env.GLIBC_TUNABLES }),
     HOSTPLANE_NSINIT: nsinit,
     HOSTPLANE_PAGECACHE: path.join(root, 'dist/native/pagecache.node'),
     HOSTPLANE_PROTO_DIR: path.join(root, 'proto'),
@@ -196,19 +198,20 @@ require = false
   const entry = values.tsx
     ? ['--import', 'tsx', path.join(root, 'daemons/cu-thor-server/main.ts')]
     : [SERVER_BUNDLE];
-  const server = runner.spawn(
-    [process.execPath, ...values['server-arg'], ...entry, '--config', config],
-    {
-      cwd: root,
-      env,
-      stdio: ['ignore', 'ignore', 'pipe'],
-    },
-  );
+  const packaged = values['plain-node']
+    ? []
+    : ((await loadSpecs()).find((s) => s.daemon === 'cu-thor-server')?.node_options ?? []);
+  const nodeArgs = [...packaged, ...values['server-arg']];
+  const server = runner.spawn([process.execPath, ...nodeArgs, ...entry, '--config', config], {
+    cwd: root,
+    env,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   server.stderr?.resume();
   const rows: Row[] = [];
   console.log(
     `jobexec bench: server ${values.tsx ? 'via tsx (sources)' : 'bundle ' + path.relative(root, SERVER_BUNDLE)}, ` +
-      `node ${process.version}, ${os.cpus().length} CPUs, load average ${load()}`,
+      `node ${process.version} ${nodeArgs.join(' ')}, ${os.cpus().length} CPUs, load average ${load()}`,
   );
   try {
     for (let i = 0; ; i++) {
