@@ -5,7 +5,7 @@
 // Errors on either socket end both and never escape (cf. node-http-proxy #1439, #1468).
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
-import type { Socket } from 'node:net';
+import net, { type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ConnectionOptions } from 'node:tls';
 import type { Logger } from '../log/index.ts';
@@ -74,14 +74,18 @@ export function proxyUpgrade(
     Object.assign(headers, up.headers ?? {}, { connection: 'Upgrade', upgrade: 'websocket' });
     headers['host'] = up.url.host;
     const secure = up.url.protocol === 'https:';
+    const hostname = up.url.hostname.replace(/^\[|\]$/g, '');
+    const port = up.url.port === '' ? (secure ? 443 : 80) : Number(up.url.port);
     const options: https.RequestOptions = {
       method: req.method ?? 'GET',
-      hostname: up.url.hostname.replace(/^\[|\]$/g, ''),
-      port: up.url.port === '' ? (secure ? 443 : 80) : Number(up.url.port),
+      hostname,
+      port,
       path: up.url.pathname + up.url.search,
       headers,
-      agent: false,
-      ...(secure ? { minVersion: TLS_VERSION, maxVersion: TLS_VERSION, ...up.tls } : {}),
+      // no agent: a connection of its own, never pooled (createConnection is used only then)
+      ...(secure
+        ? { agent: false, minVersion: TLS_VERSION, maxVersion: TLS_VERSION, ...up.tls }
+        : { createConnection: () => connectLargeReads(hostname, port) }),
     };
     const proxyReq = (secure ? https : http).request(options);
     const target = `${up.url.protocol}//${up.url.host}`;
@@ -166,6 +170,38 @@ export function proxyUpgrade(
 
     proxyReq.end();
   });
+}
+
+/** Largest read from a plain upstream socket (libuv reads at most 64 KiB at a time). */
+export const LARGE_READ = 512 * 1024;
+
+/**
+ * A plain TCP connection whose reads take up to LARGE_READ bytes at once: a loopback upstream
+ * that streams output (the broker behind the poollet) then costs one read(2), and one window
+ * update waking its writer, per LARGE_READ rather than per 64 KiB. A read that fills a quarter
+ * of the buffer or more is handed on as it is (a new buffer takes the next read); a smaller one
+ * is copied out and the buffer reused, so keystrokes and short bursts never each hold 512 KiB.
+ */
+function connectLargeReads(host: string, port: number): net.Socket {
+  let buffer = Buffer.allocUnsafe(LARGE_READ);
+  const socket: net.Socket = net.connect({
+    host,
+    port,
+    onread: {
+      buffer: () => buffer,
+      callback: (n: number, buf: Uint8Array): boolean => {
+        let chunk: Buffer;
+        if (n >= LARGE_READ / 4) {
+          chunk = Buffer.from(buf.buffer, buf.byteOffset, n);
+          buffer = Buffer.allocUnsafe(LARGE_READ);
+        } else {
+          chunk = Buffer.from(buf.subarray(0, n));
+        }
+        return socket.push(chunk);
+      },
+    },
+  });
+  return socket;
 }
 
 /** What a hop holds for a slow reader before it stops reading from the writer. */

@@ -5,7 +5,12 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { proxyUpgrade, SPLICE_HIGH_WATER } from '../../../../shared/http/proxy.ts';
+import {
+  LARGE_READ,
+  proxyUpgrade,
+  SPLICE_HIGH_WATER,
+  type ProxyOutcome,
+} from '../../../../shared/http/proxy.ts';
 import { silentLogger } from '../../../../shared/log/index.ts';
 
 const CHUNK = 64 * 1024;
@@ -81,8 +86,9 @@ describe('exec proxy splice', () => {
     await Promise.all([new Promise((r) => hop.close(r)), new Promise((r) => upstream.close(r))]);
   });
 
-  it('holds a bounded amount for a reader that stops, then delivers every byte in order', async () => {
+  it('holds a bounded amount for a reader that stops, then delivers every byte in order', async (t) => {
     const client = net.connect(hopPort, '127.0.0.1');
+    t.after(() => client.destroy());
     client.write(
       'GET /exec HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n',
     );
@@ -104,10 +110,10 @@ describe('exec proxy splice', () => {
 
     await settled(() => sent, 300, 10_000);
     // what the upstream got rid of sits in kernel socket buffers (a few MiB each on loopback)
-    // and in the hop, which stops reading once it holds SPLICE_HIGH_WATER
+    // and in the hop, which stops reading once it holds SPLICE_HIGH_WATER (one read past it)
     assert.ok(sent < TOTAL / 2, `upstream wrote ${sent} of ${TOTAL} bytes to a stalled reader`);
     assert.ok(
-      hopClient.writableLength <= SPLICE_HIGH_WATER + CHUNK,
+      hopClient.writableLength <= SPLICE_HIGH_WATER + LARGE_READ,
       `hop buffers ${hopClient.writableLength} bytes for the stalled reader`,
     );
 
@@ -123,6 +129,38 @@ describe('exec proxy splice', () => {
     await done;
     assert.equal(bad, -1, `stream differs from what the upstream sent at byte ${bad}`);
     assert.equal(bytes, TOTAL);
-    client.destroy();
+  });
+
+  it('answers 502 naming the upstream when nothing listens there', async (t) => {
+    const closed = net.createServer();
+    const port = await listen(closed);
+    await new Promise((r) => closed.close(r));
+    const server = http.createServer();
+    const outcome = new Promise<ProxyOutcome>((resolve) => {
+      server.on('upgrade', (req, socket: Duplex, head: Buffer) => {
+        void proxyUpgrade(
+          req,
+          socket,
+          head,
+          { url: new URL(`http://127.0.0.1:${port}/exec/x`) },
+          silentLogger(),
+        ).then(resolve);
+      });
+    });
+    const serverPort = await listen(server);
+    t.after(() => new Promise((r) => server.close(r)));
+    const answer = await new Promise<string>((resolve) => {
+      const c = net.connect(serverPort, '127.0.0.1');
+      let text = '';
+      c.on('data', (d: Buffer) => (text += d.toString()));
+      c.on('close', () => {
+        resolve(text);
+      });
+      c.write('GET /exec HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
+    });
+    assert.match(answer, /^HTTP\/1\.1 502 /);
+    assert.match(answer, new RegExp(`127\\.0\\.0\\.1:${port}: ECONNREFUSED`));
+    const o = await outcome;
+    assert.equal(o.kind, 'failed');
   });
 });
