@@ -231,7 +231,22 @@ export function dependsOf(
   for (const a of spec.addons) out.push(...ADDONS[a].depends);
   if (hasSysusers(spec)) out.push('systemd | systemd-standalone-sysusers');
   out.push(...spec.depends.map((d) => d.replaceAll('${binary:Version}', version)));
-  return [...new Set(out)];
+  return newestLibcOnly([...new Set(out)]);
+}
+
+/** Keeps one `libc6 (>= x.y)`, the newest, where several ELF files and addons each ask for one. */
+function newestLibcOnly(deps: string[]): string[] {
+  const version = (d: string): number[] | undefined =>
+    /^libc6 \(>= (\d+)\.(\d+)\)$/.exec(d)?.slice(1).map(Number);
+  let newest: string | undefined;
+  for (const d of deps) {
+    const v = version(d);
+    const n = newest === undefined ? undefined : version(newest);
+    if (v !== undefined && (n === undefined || v[0]! > n[0]! || (v[0] === n[0] && v[1]! > n[1]!))) {
+      newest = d;
+    }
+  }
+  return deps.filter((d) => version(d) === undefined || d === newest);
 }
 
 /** Whether the package creates a system user (its own `user`, or a shared sysusers file). */
@@ -653,7 +668,8 @@ async function buildDeb(
     }
     const data = await readFile(dest);
     kib += Math.ceil(data.length / 1024);
-    if (f.mode & 0o111 && data.subarray(0, 4).equals(Buffer.from('\x7fELF', 'latin1'))) {
+    // programs and shared objects (addons are 0644) alike
+    if (data.subarray(0, 4).equals(Buffer.from('\x7fELF', 'latin1'))) {
       const libc = libcDependency(data);
       if (libc !== undefined) extraDepends.push(libc);
     }

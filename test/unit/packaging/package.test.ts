@@ -105,6 +105,16 @@ describe('control file', () => {
     ]);
   });
 
+  it('keeps only the newest libc6 that its ELF files and addons ask for', () => {
+    const spec = { ...daemonSpec(), addons: ['sd-notify', 'node-pty'] } satisfies PackageSpec;
+    const deps = dependsOf(spec, '1', ['libc6 (>= 2.4)', 'libc6 (>= 2.36)']);
+    assert.deepEqual(
+      deps.filter((d) => d.startsWith('libc6')),
+      ['libc6 (>= 2.36)'],
+    );
+    assert.ok(deps.includes('libstdc++6 (>= 5)'), 'other dependencies stay');
+  });
+
   it('needs sysusers for a package with a system user', () => {
     const spec = daemonSpec('user = { name = "_hostplane-demo", comment = "demo" }');
     assert.ok(dependsOf(spec, '1').includes('systemd | systemd-standalone-sysusers'));
