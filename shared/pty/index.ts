@@ -49,8 +49,9 @@ export interface SandboxPty {
   readonly done: Promise<ExitStatus>;
   /** ends the whole namespace (every process in it); resolves once unshare has exited */
   kill(): Promise<void>;
-  /** host PIDs of unshare and of the namespace's init */
-  readonly pids: readonly [number, number];
+  /** host PIDs of unshare and of the namespace's init (unshare alone when the command ended
+   * before its init was found) */
+  readonly pids: readonly number[];
 }
 
 /**
@@ -121,25 +122,32 @@ export async function startSandboxPty(
       });
     });
   });
-  /** SIGKILL to `pid`; false when there is no such process */
-  const signal = (pid: number): boolean => {
+  /** SIGKILL (or `sig`, 0 to probe) to `pid`; false when there is no such process */
+  const signal = (pid: number, sig: NodeJS.Signals | 0 = 'SIGKILL'): boolean => {
     try {
-      process.kill(pid, 'SIGKILL');
+      process.kill(pid, sig);
       return true;
     } catch {
       return false;
     }
   };
-  let init: number;
+  // null: the command ran and ended before its init could be looked up (a quick `sh -c`)
+  let init: number | null;
   try {
-    init = await initPidOf(p.pid);
+    init = await Promise.race([initPidOf(p.pid), done.then(() => null)]);
   } catch (err) {
-    // unshare --kill-child: its child, the namespace's init, dies with it
-    signal(p.pid);
-    await done;
-    throw new Error(`starting sandbox ${argv.join(' ')}: ${(err as Error).message}`, {
-      cause: err,
-    });
+    if (!signal(p.pid, 0)) {
+      // unshare is gone already (its /proc entry with it): the sandbox has run
+      await done;
+      init = null;
+    } else {
+      // unshare --kill-child: its child, the namespace's init, dies with it
+      signal(p.pid);
+      await done;
+      throw new Error(`starting sandbox ${argv.join(' ')}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
   }
   opts.log.info({ argv, pid: p.pid, init, tty: true }, 'sandbox started');
   return {
@@ -165,9 +173,9 @@ export async function startSandboxPty(
       // namespace before the init can be reaped; unshare, which waits for it, exits after that,
       // so `done` means the namespace is gone. (The init's PID cannot be reused while unshare
       // lives: it is unshare's child.) No init left: unshare itself.
-      if (!ended && !signal(init)) signal(p.pid);
+      if (!ended && (init === null || !signal(init))) signal(p.pid);
       await done;
     },
-    pids: [p.pid, init],
+    pids: init === null ? [p.pid] : [p.pid, init],
   };
 }

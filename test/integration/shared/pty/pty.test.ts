@@ -107,6 +107,16 @@ describe('sandbox pty', { timeout: 20_000 }, () => {
     assert.deepEqual(await p.done, { kind: 'exited', code: 0 });
   });
 
+  it('starts a command that ends at once, before its init could be looked up', async () => {
+    // 30 at a time: under load unshare is often gone before /proc shows its child
+    const all = await Promise.all(Array.from({ length: 30 }, () => start(['/bin/true'])));
+    for (const p of all) {
+      assert.deepEqual(await p.done, { kind: 'exited', code: 0 });
+      await p.kill(); // nothing left to kill: resolves at once
+      assert.ok(p.pids.length >= 1);
+    }
+  });
+
   it('kill ends every process of the namespace before it resolves', async () => {
     const n = process.pid * 1000 + (Date.now() % 1000);
     // the shell computes the name, so only the detached process carries it
