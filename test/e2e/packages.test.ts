@@ -13,6 +13,7 @@ import type { RunResult } from '../../shared/exec/types.ts';
 import { silentLogger } from '../../shared/log/index.ts';
 import { generateCerts } from '../../scripts/generate-certs.ts';
 import { issueCertificate, type CertificateUsage } from '../../shared/pki/index.ts';
+import { connectExec } from '../../shared/stream/client.ts';
 import { vmSkipReason, waitFor } from '../vm/helpers.ts';
 
 const skip = await vmSkipReason();
@@ -589,12 +590,47 @@ describe(
       const body = (await ready.json()) as { attach?: { url?: string; token?: string } };
       assert.equal(ready.status, 200, JSON.stringify(body));
       assert.match(body.attach?.url ?? '', /^ws:\/\/127\.0\.0\.1:8480\//);
+      // the shell runs, as the target's user (nobody)
+      let out = '';
+      const term = await connectExec(body.attach?.url ?? '', {
+        headers,
+        onOutput: (_ch, d) => {
+          out += d.toString();
+        },
+      });
+      term.write('echo uid=$(id -u)-$((6*7))\n');
+      await waitFor('the shell to answer', () =>
+        Promise.resolve(out.includes('uid=65534-42') ? true : undefined),
+      );
+      // the session's cgroup, in the subtree systemd delegated to the unit ([cgroup] require)
+      const cgroup = `/sys/fs/cgroup/system.slice/webterminal.service/sessions/${session.id}`;
+      assert.ok(existsSync(cgroup), `${cgroup} exists while the session lives`);
+      assert.equal((await readFile(`${cgroup}/pids.max`, 'utf8')).trim(), '512');
+      // systemctl reload: same process, the session goes on
+      const pid = await prop('webterminal', 'MainPID');
+      const reload = await systemctl('reload', 'webterminal');
+      assert.equal(reload.code, 0, reload.stderr);
+      await waitFor('active after reload', async () =>
+        (await prop('webterminal', 'ActiveState')) === 'active' ? true : undefined,
+      );
+      assert.equal(await prop('webterminal', 'MainPID'), pid);
+      const listed = await fetch(`${base}/api/terminals`, {
+        headers,
+        signal: AbortSignal.timeout(60_000),
+      });
+      const list = (await listed.json()) as { terminals?: { id: string }[] };
+      assert.deepEqual(
+        list.terminals?.map((t) => t.id),
+        [session.id],
+      );
       const deleted = await fetch(`${base}/api/terminals/${session.id}`, {
         method: 'DELETE',
         headers,
         signal: AbortSignal.timeout(60_000),
       });
       assert.ok(deleted.status === 200 || deleted.status === 204, String(deleted.status));
+      assert.equal(existsSync(cgroup), false, 'delete removes the session cgroup');
+      term.close();
     });
 
     it('apt remove stops the services and leaves no hostplane addresses or rules', async () => {
