@@ -6,12 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import {
-  blockDeviceNumber,
-  Cgroup,
-  cgroup2Available,
-  setupDelegation,
-} from '../../shared/cgroup/index.ts';
+import { blockDeviceNumber, Cgroup, delegatedWorkGroup } from '../../shared/cgroup/index.ts';
 import type { Runner, Spawned } from '../../shared/exec/types.ts';
 import type { Logger } from '../../shared/log/index.ts';
 import type { PageCache } from '../../shared/native/pagecache.ts';
@@ -90,7 +85,6 @@ export interface ExecutorOptions {
 
 interface CgroupContext {
   root: string;
-  base: Cgroup;
   jobs: Cgroup;
 }
 
@@ -428,42 +422,14 @@ export class Executor {
 }
 
 async function setupCgroups(o: ExecutorOptions, total: JobLimits): Promise<CgroupContext> {
-  const root = o.cgroup.root ?? '/sys/fs/cgroup';
-  let base: Cgroup;
-  if (o.cgroup.base !== undefined) {
-    base = o.cgroup.base;
-    const have = await base.controllers();
-    const missing = JOB_CONTROLLERS.filter((c) => !have.includes(c));
-    if (missing.length > 0) {
-      throw new Error(`controllers ${missing.join(', ')} are not available in ${base.path}`);
-    }
-    await base.enableControllers([...JOB_CONTROLLERS]);
-  } else {
-    // check before setupDelegation: it moves this process, which must not happen on a host
-    // whose cgroups we do not own
-    const avail = await cgroup2Available(root);
-    if (!avail.ok) throw new Error(avail.reason ?? `${root} is not a cgroup2 mount`);
-    const missingAtRoot = JOB_CONTROLLERS.filter((c) => !avail.controllers.includes(c));
-    if (missingAtRoot.length > 0) {
-      throw new Error(`controllers ${missingAtRoot.join(', ')} are not available in ${root}`);
-    }
-    const d = await setupDelegation({
-      root,
-      controllers: [...JOB_CONTROLLERS],
-      leafName: 'daemon',
-    });
-    if (d.missing.length > 0) {
-      throw new Error(
-        `controllers ${d.missing.join(', ')} are not delegated to ${d.base.path} (Delegate=yes?)`,
-      );
-    }
-    base = d.base;
-  }
-  const jobs = base.child('jobs');
-  await jobs.create();
-  await jobs.enableControllers([...JOB_CONTROLLERS]);
+  const jobs = await delegatedWorkGroup({
+    ...(o.cgroup.root === undefined ? {} : { root: o.cgroup.root }),
+    ...(o.cgroup.base === undefined ? {} : { base: o.cgroup.base }),
+    controllers: JOB_CONTROLLERS,
+    name: 'jobs',
+  });
   await applyLimits(jobs, total);
-  return { root: base.root, base, jobs };
+  return { root: jobs.root, jobs };
 }
 
 async function resolveIoDevices(

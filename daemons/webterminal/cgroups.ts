@@ -3,11 +3,10 @@
 // namespace init joins its cgroup before the command runs (hostplane-nsinit --cgroup), so every
 // process of the session is limited and cgroup.kill ends them all at cleanup.
 import {
-  Cgroup,
-  cgroup2Available,
+  delegatedWorkGroup,
   formatCpuMax,
   formatLimit,
-  setupDelegation,
+  type Cgroup,
   type CgroupFs,
 } from '../../shared/cgroup/index.ts';
 import type { Logger } from '../../shared/log/index.ts';
@@ -141,38 +140,12 @@ export class SessionCgroups {
   }
 }
 
-async function sessionsParent(o: SessionCgroupsOptions): Promise<Cgroup> {
-  const root = o.root ?? '/sys/fs/cgroup';
-  const fsOpt = o.fs === undefined ? {} : { fs: o.fs };
-  let base: Cgroup;
-  if (o.base !== undefined) {
-    base = o.base;
-    const have = await base.controllers();
-    const missing = SESSION_CONTROLLERS.filter((c) => !have.includes(c));
-    if (missing.length > 0) {
-      throw new Error(`controllers ${missing.join(', ')} are not available in ${base.path}`);
-    }
-    await base.enableControllers([...SESSION_CONTROLLERS]);
-  } else {
-    // checked before setupDelegation, which moves this process: never on a host whose cgroups
-    // are not ours to change
-    const avail = await cgroup2Available(root, { ...fsOpt, want: [...SESSION_CONTROLLERS] });
-    if (!avail.ok) throw new Error(avail.reason ?? `${root} is not a cgroup2 mount`);
-    const d = await setupDelegation({
-      root,
-      ...fsOpt,
-      controllers: [...SESSION_CONTROLLERS],
-      leafName: 'daemon',
-    });
-    if (d.missing.length > 0) {
-      throw new Error(
-        `controllers ${d.missing.join(', ')} are not delegated to ${d.base.path} (Delegate=yes?)`,
-      );
-    }
-    base = d.base;
-  }
-  const parent = base.child('sessions');
-  await parent.create();
-  await parent.enableControllers([...SESSION_CONTROLLERS]);
-  return parent;
+function sessionsParent(o: SessionCgroupsOptions): Promise<Cgroup> {
+  return delegatedWorkGroup({
+    ...(o.root === undefined ? {} : { root: o.root }),
+    ...(o.fs === undefined ? {} : { fs: o.fs }),
+    ...(o.base === undefined ? {} : { base: o.base }),
+    controllers: SESSION_CONTROLLERS,
+    name: 'sessions',
+  });
 }

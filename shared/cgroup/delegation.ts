@@ -132,3 +132,52 @@ export async function blockDeviceNumber(path: string): Promise<string> {
   const minor = (rdev & 0xffn) | ((rdev >> 12n) & ~0xffn);
   return `${major}:${minor}`;
 }
+
+export interface WorkGroupOptions {
+  /** cgroup2 mount; default /sys/fs/cgroup */
+  root?: string;
+  fs?: CgroupFs;
+  /** an already delegated cgroup to work under instead of this process's own (tests, VM) */
+  base?: Cgroup;
+  /** controllers the work needs, enabled down to the work group */
+  controllers: readonly string[];
+  /** the child of the delegated cgroup that holds the work ("jobs", "sessions") */
+  name: string;
+}
+
+/**
+ * The cgroup a daemon puts its work under: `<delegated unit cgroup>/<name>`, with `controllers`
+ * enabled, the daemon itself moved to `<unit>/daemon`. Refuses (without touching anything) a
+ * root that is not cgroup2 or lacks a controller, so a host whose cgroups are not ours is never
+ * changed; with `base`, works under that cgroup instead.
+ */
+export async function delegatedWorkGroup(o: WorkGroupOptions): Promise<Cgroup> {
+  const root = o.root ?? DEFAULT_CGROUP_ROOT;
+  const fsOpt = o.fs === undefined ? {} : { fs: o.fs };
+  const want = [...o.controllers];
+  let base: Cgroup;
+  if (o.base !== undefined) {
+    base = o.base;
+    const have = await base.controllers();
+    const missing = want.filter((c) => !have.includes(c));
+    if (missing.length > 0) {
+      throw new Error(`controllers ${missing.join(', ')} are not available in ${base.path}`);
+    }
+    await base.enableControllers(want);
+  } else {
+    // checked before setupDelegation, which moves this process
+    const avail = await cgroup2Available(root, { ...fsOpt, want });
+    if (!avail.ok) throw new Error(avail.reason ?? `${root} is not a cgroup2 mount`);
+    const d = await setupDelegation({ root, ...fsOpt, controllers: want, leafName: 'daemon' });
+    if (d.missing.length > 0) {
+      throw new Error(
+        `controllers ${d.missing.join(', ')} are not delegated to ${d.base.path} (Delegate=yes?)`,
+      );
+    }
+    base = d.base;
+  }
+  const work = base.child(o.name);
+  await work.create();
+  await work.enableControllers(want);
+  return work;
+}

@@ -10,8 +10,10 @@ export {
   CGROUP2_SUPER_MAGIC,
   blockDeviceNumber,
   cgroup2Available,
+  delegatedWorkGroup,
   setupDelegation,
   type DelegationOptions,
+  type WorkGroupOptions,
 } from './delegation.ts';
 export { nodeCgroupFs, type CgroupFs } from './fs.ts';
 export {

@@ -9,6 +9,7 @@ import {
   blockDeviceNumber,
   cgroup2Available,
   nodeCgroupFs,
+  delegatedWorkGroup,
   setupDelegation,
   CGROUP2_SUPER_MAGIC,
 } from '../../../../shared/cgroup/index.ts';
@@ -345,6 +346,35 @@ describe('setupDelegation', () => {
         controllers: [],
       }),
       /is in the root cgroup, not in a delegated unit/,
+    );
+  });
+});
+
+describe('delegatedWorkGroup under a given base', () => {
+  let tree: FakeTree | undefined;
+  afterEach(async () => {
+    await tree?.cleanup();
+    tree = undefined;
+  });
+
+  it('creates <base>/<name> with the controllers enabled down to it', async () => {
+    tree = await makeTree({ base: '/svc', controllers: ['cpu', 'io', 'memory', 'pids'] });
+    const base = Cgroup.at('/svc', { root: tree.root, fs: tree.fs });
+    const work = await delegatedWorkGroup({ base, controllers: ['cpu', 'memory'], name: 'jobs' });
+    assert.equal(work.rel, '/svc/jobs');
+    assert.deepEqual((await base.subtreeControllers()).sort(), ['cpu', 'memory']);
+    assert.deepEqual((await work.subtreeControllers()).sort(), ['cpu', 'memory']);
+    const job = work.child('one');
+    await job.create();
+    await job.setMemoryMax(1 << 20);
+  });
+
+  it('names the controllers the base does not offer', async () => {
+    tree = await makeTree({ base: '/svc', controllers: ['memory'] });
+    const base = Cgroup.at('/svc', { root: tree.root, fs: tree.fs });
+    await assert.rejects(
+      delegatedWorkGroup({ base, controllers: ['cpu', 'memory', 'pids'], name: 'sessions' }),
+      /controllers cpu, pids are not available in .*svc/,
     );
   });
 });
