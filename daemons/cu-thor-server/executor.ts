@@ -382,8 +382,7 @@ export class Executor {
       for (const name of names) {
         const cg = this.#cg.jobs.child(name);
         try {
-          await cg.kill();
-          await cg.remove();
+          await cg.destroy();
           this.#log.info({ cgroup: cg.rel }, 'removed leftover job cgroup');
         } catch (err) {
           this.#log.error(
@@ -402,8 +401,7 @@ export class Executor {
     if (this.#cg !== null && host.cgroup !== null) {
       const cg = Cgroup.at(host.cgroup, { root: this.#cg.root });
       try {
-        await cg.kill();
-        await cg.remove();
+        await cg.destroy();
       } catch (err) {
         this.#log.warn(
           { cgroup: host.cgroup, err: (err as Error).message },

@@ -118,10 +118,8 @@ export class SessionCgroups {
   }
 
   /** SIGKILLs every process of `cg` (cgroup.kill) and removes it once they are gone. */
-  async release(cg: Cgroup): Promise<void> {
-    if (!(await cg.exists())) return;
-    await cg.kill();
-    await cg.remove({ timeoutMs: 10_000 });
+  release(cg: Cgroup): Promise<void> {
+    return cg.destroy({ timeoutMs: 10_000 });
   }
 
   async #removeLeftovers(): Promise<void> {

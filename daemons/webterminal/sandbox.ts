@@ -82,18 +82,18 @@ export async function startSandbox(
       throw new Error(`starting sandbox as ${target.user}: no such user in /etc/passwd`);
     }
   }
-  const cgroups = deps.cgroups?.sessions;
+  const cgroups = deps.cgroups;
   let cg: Cgroup | undefined;
-  if (deps.cgroups !== undefined) {
-    const limits = effectiveLimits(deps.cgroups.defaults(), target.limits);
-    cg = await deps.cgroups.sessions.create(id, limits);
+  if (cgroups !== undefined) {
+    const limits = effectiveLimits(cgroups.defaults(), target.limits);
+    cg = await cgroups.sessions.create(id, limits);
     log.info({ cgroup: cg.rel, limits }, 'session cgroup created');
   }
   /** kills and removes the session's cgroup; logs instead of failing (cleanup must go on) */
   const release = async (): Promise<void> => {
     if (cg === undefined || cgroups === undefined) return;
     try {
-      await cgroups.release(cg);
+      await cgroups.sessions.release(cg);
     } catch (err) {
       log.error({ cgroup: cg.rel, err: (err as Error).message }, 'removing the session cgroup');
     }

@@ -324,6 +324,16 @@ export class Cgroup {
   }
 
   /**
+   * Ends the cgroup: SIGKILLs everything in it (kill) and removes it once the processes are gone
+   * (remove). Nothing to do when it does not exist.
+   */
+  async destroy(opts: { timeoutMs?: number } = {}): Promise<void> {
+    if (!(await this.exists())) return;
+    await this.kill();
+    await this.remove(opts);
+  }
+
+  /**
    * Removes the cgroup and its child cgroups, retrying while processes are still exiting
    * (rmdir fails with EBUSY until cgroup.events says "populated 0"). No error when it is gone.
    */

@@ -350,6 +350,28 @@ describe('setupDelegation', () => {
   });
 });
 
+describe('Cgroup.destroy', () => {
+  let tree: FakeTree | undefined;
+  afterEach(async () => {
+    await tree?.cleanup();
+    tree = undefined;
+  });
+
+  it('kills what is inside, removes the cgroup, and does nothing once it is gone', async () => {
+    tree = await makeTree({ base: '/svc', controllers: ['memory', 'pids'] });
+    const cg = Cgroup.at('/svc/jobs/one', { root: tree.root, fs: tree.fs });
+    await cg.parent()!.create();
+    await cg.create();
+    await tree.place('/svc/jobs/one', 4242);
+    await cg.child('nested').create();
+    await tree.place('/svc/jobs/one/nested', 4243);
+    await cg.destroy({ timeoutMs: 2000 });
+    assert.equal(await cg.exists(), false);
+    assert.deepEqual(await cg.parent()!.procs(), [], 'nothing was moved out instead of killed');
+    await cg.destroy(); // gone: no error
+  });
+});
+
 describe('delegatedWorkGroup under a given base', () => {
   let tree: FakeTree | undefined;
   afterEach(async () => {
