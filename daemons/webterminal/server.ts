@@ -7,6 +7,7 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
+import type { SecureContextOptions } from 'node:tls';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { HttpError, sendError, sendSocketError, toHttpError } from '../../shared/http/errors.ts';
 import {
@@ -37,6 +38,16 @@ export interface TlsMaterial {
   cert: string | Buffer;
   key: string | Buffer;
   clientCa?: string | Buffer;
+}
+
+/** The TLS context of the listener: at start and for every reload. */
+function secureContextOf(t: TlsMaterial): SecureContextOptions {
+  return {
+    cert: t.cert,
+    key: t.key,
+    minVersion: 'TLSv1.3',
+    ...(t.clientCa === undefined ? {} : { ca: t.clientCa }),
+  };
 }
 
 export interface WebterminalDeps {
@@ -122,25 +133,24 @@ export async function startWebterminal(
     cookieTtlMs: () => cfg.auth.cookie_ttl,
     clock: deps.clock,
   });
-  // from the config in effect: a reload changes the CSP of the next response
-  const securityHeaders = (): Record<string, string> => ({
-    'content-security-policy': contentSecurityPolicy(cfg.allowed_host_source_list),
+  // built once per config in effect: a reload changes the CSP of the next response
+  const headersFor = (c: WebterminalConfig): Record<string, string> => ({
+    'content-security-policy': contentSecurityPolicy(c.allowed_host_source_list),
     'x-content-type-options': 'nosniff',
     'x-frame-options': 'DENY',
     'referrer-policy': 'no-referrer',
     'cross-origin-opener-policy': 'same-origin',
     ...(secure ? { 'strict-transport-security': 'max-age=31536000' } : {}),
   });
+  let securityHeaders = headersFor(cfg);
 
   const opts = serverOptions();
   const server = secure
     ? https.createServer({
         ...opts,
-        cert: deps.tls!.cert,
-        key: deps.tls!.key,
-        minVersion: 'TLSv1.3',
+        ...secureContextOf(deps.tls!),
         ...(deps.tls!.clientCa !== undefined
-          ? { ca: deps.tls!.clientCa, requestCert: true, rejectUnauthorized: false }
+          ? { requestCert: true, rejectUnauthorized: false }
           : {}),
       })
     : http.createServer(opts);
@@ -177,7 +187,7 @@ export async function startWebterminal(
   const json = (res: ServerResponse, status: number, body: unknown, extra = {}): void => {
     const text = status === 204 ? '' : JSON.stringify(body);
     res.writeHead(status, {
-      ...securityHeaders(),
+      ...securityHeaders,
       ...extra,
       'cache-control': 'no-store',
       ...(status === 204
@@ -211,7 +221,7 @@ export async function startWebterminal(
       throw new HttpError('NotFound', `serving ${file}: ${(err as NodeJS.ErrnoException).code}`);
     }
     res.writeHead(200, {
-      ...securityHeaders(),
+      ...securityHeaders,
       'content-type': CONTENT_TYPES[path.extname(file)] ?? 'application/octet-stream',
       'content-length': body.length,
       'cache-control': 'no-cache',
@@ -330,7 +340,7 @@ export async function startWebterminal(
       if (e.status >= 500) log.warn({ status: e.status, err: e.message }, 'request failed');
       else log.debug({ status: e.status, err: e.message }, 'request refused');
       if (!res.headersSent) {
-        for (const [k, v] of Object.entries(securityHeaders())) res.setHeader(k, v);
+        for (const [k, v] of Object.entries(securityHeaders)) res.setHeader(k, v);
       }
       sendError(res, e);
     });
@@ -433,15 +443,11 @@ export async function startWebterminal(
     }
     if (tls !== undefined && server instanceof https.Server) {
       // new connections get the new certificate; open ones keep theirs
-      server.setSecureContext({
-        cert: tls.cert,
-        key: tls.key,
-        minVersion: 'TLSv1.3',
-        ...(tls.clientCa === undefined ? {} : { ca: tls.clientCa }),
-      });
+      server.setSecureContext(secureContextOf(tls));
     }
     const before = cfg;
     cfg = next;
+    securityHeaders = headersFor(next);
     sessions.configure({
       ttlMs: next.sessions.ttl,
       readyTimeoutMs: next.sessions.ready_timeout,
