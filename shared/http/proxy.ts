@@ -5,9 +5,9 @@
 // Errors on either socket end both and never escape (cf. node-http-proxy #1439, #1468).
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
-import net, { type Socket } from 'node:net';
+import net, { type OnReadOpts, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { ConnectionOptions } from 'node:tls';
+import tls, { type ConnectionOptions } from 'node:tls';
 import type { Logger } from '../log/index.ts';
 import { TLS_VERSION } from '../tls/index.ts';
 import { HttpError, sendSocketError, writeRawResponse } from './errors.ts';
@@ -76,16 +76,30 @@ export function proxyUpgrade(
     const secure = up.url.protocol === 'https:';
     const hostname = up.url.hostname.replace(/^\[|\]$/g, '');
     const port = up.url.port === '' ? (secure ? 443 : 80) : Number(up.url.port);
+    const reads = new UpstreamReads();
+    const connect = (): Socket => {
+      if (!secure) return net.connect({ host: hostname, port, onread: reads.onread });
+      // tls.connect takes onread like net.connect (Node >= 14.18); @types/node leaves it out
+      const tlsOptions: ConnectionOptions & { onread: OnReadOpts } = {
+        host: hostname,
+        port,
+        // SNI takes host names only
+        ...(net.isIP(hostname) === 0 ? { servername: hostname } : {}),
+        minVersion: TLS_VERSION,
+        maxVersion: TLS_VERSION,
+        ...up.tls,
+        onread: reads.onread,
+      };
+      return tls.connect(tlsOptions);
+    };
     const options: https.RequestOptions = {
       method: req.method ?? 'GET',
       hostname,
       port,
       path: up.url.pathname + up.url.search,
       headers,
-      // no agent: a connection of its own, never pooled (createConnection is used only then)
-      ...(secure
-        ? { agent: false, minVersion: TLS_VERSION, maxVersion: TLS_VERSION, ...up.tls }
-        : { createConnection: () => connectLargeReads(hostname, port) }),
+      // a connection of its own, never pooled (no agent is used with createConnection)
+      createConnection: () => reads.attach(connect()),
     };
     const proxyReq = (secure ? https : http).request(options);
     const target = `${up.url.protocol}//${up.url.host}`;
@@ -163,7 +177,7 @@ export function proxyUpgrade(
       client.write(lines.join('\r\n') + '\r\n\r\n');
       if (upHead.length > 0) client.write(upHead);
       if (head.length > 0) upstream.write(head);
-      splice(client, upstream, (bytesUp, bytesDown) => {
+      splice(client, upstream, reads, (bytesUp, bytesDown) => {
         finish({ kind: 'upgraded', bytesUp, bytesDown });
       });
     });
@@ -172,36 +186,145 @@ export function proxyUpgrade(
   });
 }
 
-/** Largest read from a plain upstream socket (libuv reads at most 64 KiB at a time). */
-export const LARGE_READ = 512 * 1024;
+/** How much of an upstream's output a hop gathers into one write to the client. */
+export const BATCH = 512 * 1024;
+// A batch is written out once less than this is left in it: the largest TLS record's
+// plaintext (16 KiB) and a useful read from a plain socket both fit in what remains.
+const MIN_ROOM = 64 * 1024;
+// Batches a hop keeps for reuse once their writes are done: fresh memory costs page faults
+// (and, on hosts with free-page reporting, a round trip to the hypervisor) for every page.
+const SPARE_BATCHES = 2;
+
+/** A batch buffer and the writes of it not yet done. */
+interface Batch {
+  buf: Buffer;
+  pending: number;
+  full: boolean;
+}
 
 /**
- * A plain TCP connection whose reads take up to LARGE_READ bytes at once: a loopback upstream
- * that streams output (the broker behind the poollet) then costs one read(2), and one window
- * update waking its writer, per LARGE_READ rather than per 64 KiB. A read that fills a quarter
- * of the buffer or more is handed on as it is (a new buffer takes the next read); a smaller one
- * is copied out and the buffer reused, so keystrokes and short bursts never each hold 512 KiB.
+ * The reads of an upstream socket, taken into buffers the hop owns (net's `onread`) rather than
+ * a new buffer per ≤ 16 KiB TLS record or ≤ 64 KiB read. Until the upgrade, each read is copied
+ * and pushed into the socket's stream for the HTTP client, as usual. From `sendTo(client)` on,
+ * reads land one after another in a batch of BATCH bytes; what arrived in one event-loop turn is
+ * written to the client as one slice of it (one SSL_write, one socket write), with no stream
+ * events and no copy in between. Reads from a plain loopback upstream (the broker behind the
+ * poollet) take up to the batch's free room at once: one read(2), and one window update waking
+ * its writer, per few hundred KiB rather than per 64 KiB.
+ *
+ * The socket's buffer is always the free room of the current batch; a batch is replaced only
+ * inside a read callback (net asks for the next buffer right after it), so a read never lands
+ * in memory already handed to a write. A full batch is reused once every write of it is done.
  */
-function connectLargeReads(host: string, port: number): net.Socket {
-  let buffer = Buffer.allocUnsafe(LARGE_READ);
-  const socket: net.Socket = net.connect({
-    host,
-    port,
-    onread: {
-      buffer: () => buffer,
-      callback: (n: number, buf: Uint8Array): boolean => {
-        let chunk: Buffer;
-        if (n >= LARGE_READ / 4) {
-          chunk = Buffer.from(buf.buffer, buf.byteOffset, n);
-          buffer = Buffer.allocUnsafe(LARGE_READ);
-        } else {
-          chunk = Buffer.from(buf.subarray(0, n));
-        }
-        return socket.push(chunk);
-      },
-    },
-  });
-  return socket;
+export class UpstreamReads {
+  private batch: Batch = { buf: Buffer.allocUnsafeSlow(BATCH), pending: 0, full: false };
+  private used = 0;
+  // where the part not yet written starts
+  private start = 0;
+  private readonly spare: Batch[] = [];
+  private to: Duplex | undefined;
+  private count: (n: number) => void = () => {};
+  private flushQueued = false;
+  private socket: net.Socket | undefined;
+
+  /** The `onread` option for the upstream socket. */
+  readonly onread = {
+    buffer: (): Buffer => this.batch.buf.subarray(this.used),
+    callback: (n: number): boolean => this.onRead(n),
+  };
+
+  /** Tells which socket these reads come from (the one created with `onread`). */
+  attach(socket: net.Socket): net.Socket {
+    this.socket = socket;
+    return socket;
+  }
+
+  /**
+   * Sends the upstream's reads to `to` from now on, holding at most SPLICE_HIGH_WATER in `to`'s
+   * write buffer before pausing the upstream; ends `to` after the last batch at the upstream's
+   * end. Counts each byte forwarded.
+   */
+  sendTo(to: Duplex, count: (n: number) => void): void {
+    const from = this.socket;
+    if (from === undefined) throw new Error('UpstreamReads.sendTo: no socket attached');
+    this.to = to;
+    this.count = count;
+    // whatever the HTTP client left in the stream goes first
+    for (let c = from.read() as Buffer | null; c !== null; c = from.read() as Buffer | null) {
+      count(c.length);
+      to.write(c);
+    }
+    to.on('drain', () => {
+      if (from.isPaused()) from.resume();
+    });
+    from.once('end', () => {
+      this.flush();
+      if (!to.writableEnded) to.end();
+    });
+    // flowing, so that the end of the upstream is seen ('end' waits for a reader)
+    from.resume();
+  }
+
+  private onRead(n: number): boolean {
+    const to = this.to;
+    const from = this.socket;
+    if (to === undefined || from === undefined) {
+      // the HTTP exchange: the parser gets a copy, and the same room takes the next read
+      return from?.push(Buffer.from(this.batch.buf.subarray(this.used, this.used + n))) ?? true;
+    }
+    this.count(n);
+    this.used += n;
+    if (BATCH - this.used < MIN_ROOM) {
+      this.flush();
+      this.nextBatch();
+    } else if (!this.flushQueued) {
+      this.flushQueued = true;
+      setImmediate(() => {
+        this.flushQueued = false;
+        this.flush();
+        if (to.writableLength >= SPLICE_HIGH_WATER) from.pause();
+      });
+    }
+    // pause() rather than returning false: 'drain' resumes only a paused stream
+    if (to.writableLength >= SPLICE_HIGH_WATER) from.pause();
+    return true;
+  }
+
+  /** Writes what was read since the last write, as a slice of the current batch. */
+  private flush(): void {
+    const to = this.to;
+    if (to === undefined || this.used === this.start) return;
+    if (to.destroyed || to.writableEnded) {
+      this.start = this.used; // nobody to send it to: the splice is ending
+      return;
+    }
+    const batch = this.batch;
+    batch.pending += 1;
+    to.write(batch.buf.subarray(this.start, this.used), () => {
+      batch.pending -= 1;
+      this.reuse(batch);
+    });
+    this.start = this.used;
+  }
+
+  private nextBatch(): void {
+    this.batch.full = true;
+    this.reuse(this.batch);
+    this.batch = this.spare.pop() ?? {
+      buf: Buffer.allocUnsafeSlow(BATCH),
+      pending: 0,
+      full: false,
+    };
+    this.batch.full = false;
+    this.start = this.used = 0;
+  }
+
+  private reuse(batch: Batch): void {
+    if (batch.full && batch.pending === 0 && this.spare.length < SPARE_BATCHES) {
+      batch.full = false;
+      this.spare.push(batch);
+    }
+  }
 }
 
 /** What a hop holds for a slow reader before it stops reading from the writer. */
@@ -212,7 +335,8 @@ export const SPLICE_HIGH_WATER = 256 * 1024;
  * as one batch: `to` is corked on the turn's first chunk and uncorked in the check phase, so a TLS
  * socket gets one writev (one SSL_write and one socket write) instead of one per ≤ 16 KiB record
  * its peer's TLS layer hands us. Backpressure: `from` is paused once `to` holds SPLICE_HIGH_WATER
- * bytes and resumed on 'drain'; the end of `from` ends `to` after the last batch.
+ * bytes and resumed on 'drain'; the end of `from` ends `to` after the last batch. (The client's
+ * side of a hop, where keystrokes come from; the upstream's side is UpstreamReads.)
  */
 function forward(from: Duplex, to: Duplex, count: (n: number) => void): void {
   let corked = false;
@@ -241,24 +365,29 @@ function forward(from: Duplex, to: Duplex, count: (n: number) => void): void {
 }
 
 /**
- * Forwards a and b into each other (see forward). A close on one side ends the other once its
- * pending writes are flushed (the last output and the status frame must arrive); an error
- * destroys both.
+ * Forwards the client and the upstream into each other: the client's side with forward, the
+ * upstream's with its UpstreamReads. A close on one side ends the other once its pending writes
+ * are flushed (the last output and the status frame must arrive); an error destroys both.
  */
-function splice(a: Duplex, b: Duplex, done: (aToB: number, bToA: number) => void): void {
-  for (const s of [a, b]) {
+function splice(
+  client: Duplex,
+  upstream: Socket,
+  reads: UpstreamReads,
+  done: (up: number, down: number) => void,
+): void {
+  for (const s of [client, upstream]) {
     (s as Partial<Socket>).setNoDelay?.(true);
     (s as Partial<Socket>).setTimeout?.(0);
   }
-  let aToB = 0;
-  let bToA = 0;
-  forward(a, b, (n) => (aToB += n));
-  forward(b, a, (n) => (bToA += n));
+  let up = 0;
+  let down = 0;
+  forward(client, upstream, (n) => (up += n));
+  reads.sendTo(client, (n) => (down += n));
   let closed = 0;
   const onClose = (other: Duplex) => (): void => {
     closed += 1;
     if (closed === 2) {
-      done(aToB, bToA);
+      done(up, down);
       return;
     }
     other.end();
@@ -266,11 +395,11 @@ function splice(a: Duplex, b: Duplex, done: (aToB: number, bToA: number) => void
     setTimeout(() => other.destroy(), 5_000).unref();
   };
   const onError = (): void => {
-    a.destroy();
-    b.destroy();
+    client.destroy();
+    upstream.destroy();
   };
-  a.on('error', onError);
-  b.on('error', onError);
-  a.once('close', onClose(b));
-  b.once('close', onClose(a));
+  client.on('error', onError);
+  upstream.on('error', onError);
+  client.once('close', onClose(upstream));
+  upstream.once('close', onClose(client));
 }
