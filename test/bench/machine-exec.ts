@@ -6,8 +6,12 @@
 // node options its package gives it (packaging/deb/packages: node_options; --plain-node leaves
 // them out); --inproc runs all three in the bench's process (one event loop for every hop: a
 // pessimistic figure). Each throughput round prints the CPU seconds per GiB of every process.
-//   npx tsx test/bench/machine-exec.ts [--mib 256] [--keys 2000] [--rounds 3] [--inproc] [--json]
-//                                       [--plain-node] [--daemon-arg NODE_OPTION]...
+// The first --warmup rounds of each path are printed but not counted.
+//   npx tsx test/bench/machine-exec.ts [--mib 256] [--keys 2000] [--rounds 3] [--warmup 1]
+//                                       [--inproc] [--json] [--plain-node]
+//                                       [--daemon-arg NODE_OPTION]...
+// On the target platform's userland (Debian 13's nodejs and OpenSSL): test/bench/on-target.sh.
+//   bash test/bench/on-target.sh test/bench/machine-exec.ts [options]
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
@@ -40,6 +44,8 @@ const { values } = parseArgs({
     mib: { type: 'string', default: '256' },
     keys: { type: 'string', default: '2000' },
     rounds: { type: 'string', default: '3' },
+    // unmeasured rounds first: JIT, heap sizes and TCP windows of every process settle
+    warmup: { type: 'string', default: '1' },
     json: { type: 'boolean', default: false },
     inproc: { type: 'boolean', default: false },
     // without the node options of the daemons' packages
@@ -51,6 +57,7 @@ const { values } = parseArgs({
 const MIB = Number(values.mib);
 const KEYS = Number(values.keys);
 const ROUNDS = Number(values.rounds);
+const WARMUP = Number(values.warmup);
 
 const EXEC = (name: string): string =>
   `/apis/compute.ironcore.dev/namespaces/default/machines/${name}/exec?tty=false`;
@@ -104,7 +111,7 @@ const cpuCost = (a: Map<string, number>, b: Map<string, number>, bytes: number):
     .map(([k, v]) => `${k} ${((v - (a.get(k) ?? 0)) / (bytes / 1024 ** 3)).toFixed(2)}`)
     .join(', ');
 
-async function throughput(chain: Chain, path: Path): Promise<number> {
+async function throughput(chain: Chain, path: Path, label = ''): Promise<number> {
   let bytes = 0;
   const cpu0 = await cpuByProcess(chain);
   const t0 = performance.now();
@@ -117,7 +124,8 @@ async function throughput(chain: Chain, path: Path): Promise<number> {
   }
   if (!values.json) {
     const cost = cpuCost(cpu0, await cpuByProcess(chain), bytes);
-    console.log(`  ${path}: ${(bytes / secs / 1024 ** 2).toFixed(1)} MiB/s; cpu s/GiB: ${cost}`);
+    const rate = (bytes / secs / 1024 ** 2).toFixed(1);
+    console.log(`  ${path}${label}: ${rate} MiB/s; cpu s/GiB: ${cost}`);
   }
   return bytes / secs / 1024 / 1024;
 }
@@ -173,6 +181,9 @@ const chain: Chain = values.inproc
   : await startProcessChain(MACHINES);
 try {
   const tp: Record<Path, number[]> = { direct: [], chain: [] };
+  for (let r = 0; r < WARMUP; r++) {
+    for (const p of ['direct', 'chain'] as const) await throughput(chain, p, ' (warm-up)');
+  }
   for (let r = 0; r < ROUNDS; r++) {
     for (const p of ['direct', 'chain'] as const) tp[p].push(await throughput(chain, p));
   }
@@ -210,7 +221,7 @@ try {
           .join(', ') || '(bench process)'),
     );
     console.log(
-      `throughput of ${MIB} MiB output (median of ${ROUNDS}): direct ${result.throughput_mib_s.direct} MiB/s, ` +
+      `throughput of ${MIB} MiB output (median of ${ROUNDS}, after ${WARMUP} warm-up): direct ${result.throughput_mib_s.direct} MiB/s, ` +
         `chain ${result.throughput_mib_s.chain} MiB/s, ratio ${result.throughput_mib_s.ratio}`,
     );
     console.log(
