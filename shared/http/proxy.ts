@@ -79,7 +79,8 @@ export function proxyUpgrade(
     const reads = new UpstreamReads();
     const connect = (): Socket => {
       if (!secure) return net.connect({ host: hostname, port, onread: reads.onread });
-      // tls.connect takes onread like net.connect (Node >= 14.18); @types/node leaves it out
+      // tls.connect takes onread as net.connect does (Node 20: reads of cleartext records land
+      // in it); @types/node leaves it out
       const tlsOptions: ConnectionOptions & { onread: OnReadOpts } = {
         host: hostname,
         port,
