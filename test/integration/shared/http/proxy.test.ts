@@ -8,7 +8,7 @@ import https from 'node:https';
 import net, { type AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import {
-  BATCH,
+  PLAIN_BATCH,
   proxyUpgrade,
   SPLICE_HIGH_WATER,
   type ProxyOutcome,
@@ -125,7 +125,7 @@ for (const scheme of ['http', 'https'] as const)
       // and in the hop, which stops reading once it holds SPLICE_HIGH_WATER (one read past it)
       assert.ok(sent < TOTAL / 2, `upstream wrote ${sent} of ${TOTAL} bytes to a stalled reader`);
       assert.ok(
-        hopClient.writableLength <= SPLICE_HIGH_WATER + BATCH,
+        hopClient.writableLength <= SPLICE_HIGH_WATER + PLAIN_BATCH,
         `hop buffers ${hopClient.writableLength} bytes for the stalled reader`,
       );
 
