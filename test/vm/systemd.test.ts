@@ -30,6 +30,14 @@ describe('the tiny daemon as a Type=notify unit', { skip, timeout: 900_000 }, ()
     runner!.run([BIN.systemctl, ...args], { timeoutMs: 120_000, okCodes: [0, 1, 3, 4, 5] });
   const state = async (unit: string): Promise<string> =>
     (await systemctl('show', '-P', 'ActiveState', unit)).stdout.trim();
+  /** the unit's last journal lines, for a failure message */
+  const journal = async (unit: string): Promise<string> =>
+    (
+      await runner!.run([BIN.journalctl, '-u', unit, '--no-pager', '-n', '40', '-o', 'cat'], {
+        timeoutMs: 60_000,
+        okCodes: [0, 1],
+      })
+    ).stdout;
   /** systemd-run argv for the fixture; ExecStopPost records how the main process ended. */
   const startArgv = (unit: string, config: string, wait: boolean): string[] => [
     BIN.systemdRun,
@@ -74,7 +82,7 @@ describe('the tiny daemon as a Type=notify unit', { skip, timeout: 900_000 }, ()
       async () => {
         const s = await state(UNIT);
         seen.add(s);
-        if (s === 'failed') throw new Error(`${UNIT} failed to start`);
+        if (s === 'failed') throw new Error(`${UNIT} failed to start:\n${await journal(UNIT)}`);
         if (s !== 'active') return undefined;
         // systemd says active: READY=1 arrived, so the listener must already answer
         const body = await get();
