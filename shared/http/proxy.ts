@@ -206,7 +206,6 @@ const spareBatches = new Map<number, Batch[]>();
 interface Batch {
   buf: Buffer;
   pending: number;
-  full: boolean;
 }
 
 /**
@@ -298,15 +297,16 @@ export class UpstreamReads {
       setImmediate(() => {
         this.flushQueued = false;
         this.flush();
-        if (to.writableLength >= SPLICE_HIGH_WATER) from.pause();
       });
     }
-    // pause() rather than returning false: 'drain' resumes only a paused stream
-    if (to.writableLength >= SPLICE_HIGH_WATER) from.pause();
     return true;
   }
 
-  /** Writes what was read since the last write, as a slice of the current batch. */
+  /**
+   * Writes what was read since the last write, as a slice of the current batch, and pauses the
+   * upstream once the client holds SPLICE_HIGH_WATER (pause() rather than a false return from
+   * the read callback: 'drain' resumes only a paused stream).
+   */
   private flush(): void {
     const to = this.to;
     if (to === undefined || this.used === this.start) return;
@@ -321,13 +321,14 @@ export class UpstreamReads {
       this.reuse(batch);
     });
     this.start = this.used;
+    if (to.writableLength >= SPLICE_HIGH_WATER) this.socket?.pause();
   }
 
   private nextBatch(): void {
-    this.batch.full = true;
-    this.reuse(this.batch);
+    const full = this.batch;
     this.batch = this.newBatch();
     this.start = this.used = 0;
+    this.reuse(full);
   }
 
   private newBatch(): Batch {
@@ -335,19 +336,16 @@ export class UpstreamReads {
       spareBatches.get(this.size)?.pop() ?? {
         buf: Buffer.allocUnsafeSlow(this.size),
         pending: 0,
-        full: false,
       }
     );
   }
 
+  /** Gives a batch this reader has left behind to the spares once its writes are done. */
   private reuse(batch: Batch): void {
-    if (!batch.full || batch.pending > 0) return;
+    if (batch === this.batch || batch.pending > 0) return;
     let spares = spareBatches.get(this.size);
     if (spares === undefined) spareBatches.set(this.size, (spares = []));
-    if (spares.length < SPARE_BATCHES) {
-      batch.full = false;
-      spares.push(batch);
-    }
+    if (spares.length < SPARE_BATCHES) spares.push(batch);
   }
 }
 
