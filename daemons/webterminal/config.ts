@@ -115,6 +115,8 @@ export const configSchema = z
       ready_timeout: duration().prefault('10s'),
       /** live sessions per user */
       max_per_user: z.number().int().min(1).max(1000).default(5),
+      /** live sessions of all users together (each a shell in its own cgroup) */
+      max_total: z.number().int().min(1).max(100_000).default(100),
       /** an attach token is good for this long, once */
       attach_token_ttl: duration().prefault('30s'),
       /** output kept for a re-attach after a reload */

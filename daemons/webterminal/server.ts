@@ -119,6 +119,7 @@ export async function startWebterminal(
     ttlMs: cfg.sessions.ttl,
     readyTimeoutMs: cfg.sessions.ready_timeout,
     maxPerUser: cfg.sessions.max_per_user,
+    maxTotal: cfg.sessions.max_total,
     attachTokenTtlMs: cfg.sessions.attach_token_ttl,
     scrollback: cfg.sessions.scrollback,
     targets: () => cfg.targets,
@@ -452,6 +453,7 @@ export async function startWebterminal(
       ttlMs: next.sessions.ttl,
       readyTimeoutMs: next.sessions.ready_timeout,
       maxPerUser: next.sessions.max_per_user,
+      maxTotal: next.sessions.max_total,
       attachTokenTtlMs: next.sessions.attach_token_ttl,
       scrollback: next.sessions.scrollback,
     });

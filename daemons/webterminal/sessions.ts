@@ -189,6 +189,8 @@ export interface SessionSettings {
   ttlMs: number;
   readyTimeoutMs: number;
   maxPerUser: number;
+  /** live sessions of everyone together */
+  maxTotal: number;
   attachTokenTtlMs: number;
   /** of new sessions; a live session keeps the scrollback it has */
   scrollback: number;
@@ -249,7 +251,7 @@ export class SessionManager {
   /**
    * The live session of `id` on `targetName`, or a new one (starting in the background).
    * 404 for an unknown target or one `id` may not use (no hint that it exists), 429 over the
-   * per-user maximum.
+   * per-user maximum, 503 over the daemon's.
    */
   create(id: Identity, targetName: string): { session: Session; reused: boolean } {
     const target = this.#o.targets().find((t) => t.name === targetName);
@@ -270,6 +272,16 @@ export class SessionManager {
       throw new HttpError(
         'TooManyRequests',
         `creating terminal: ${id.user} has ${mine.length} sessions, the maximum`,
+        { headers: { 'retry-after': String(retry) } },
+      );
+    }
+    const live = [...this.#sessions.values()].filter((x) => x.state !== 'ended');
+    if (live.length >= this.#o.maxTotal) {
+      const oldest = Math.min(...live.map((x) => x.lastHeartbeat));
+      const retry = Math.max(1, Math.ceil((oldest + this.#o.ttlMs - this.#o.clock()) / 1000));
+      throw new HttpError(
+        'ServiceUnavailable',
+        `creating terminal: the server has ${live.length} sessions, its maximum ([sessions] max_total)`,
         { headers: { 'retry-after': String(retry) } },
       );
     }

@@ -243,7 +243,7 @@ describe('webterminal API over TLS with sandbox targets', { timeout: 120_000 }, 
     assert.equal(third.status, 404, 'alice is no operator: the ops target does not exist for her');
     const list = await h.api('GET', '/api/terminals', { token: TOKENS.alice });
     assert.equal(list.json.terminals.length, 2);
-    const cfg = testConfig('[sessions]\nmax_per_user = 1\n');
+    const cfg = testConfig('[sessions]\nmax_per_user = 1\nmax_total = 2\n');
     const h2 = await startHarness({ config: cfg, pki: h.pki });
     try {
       const a = await h2.api('POST', '/api/terminals', {
@@ -260,6 +260,31 @@ describe('webterminal API over TLS with sandbox targets', { timeout: 120_000 }, 
       assert.equal(b.status, 429);
       assert.equal(b.json.reason, 'TooManyRequests');
       assert.match(String(b.headers['retry-after']), /^\d+$/);
+      const olga = await h2.api('POST', '/api/terminals', {
+        token: TOKENS.olga,
+        body: { target: 'shell' },
+        headers: { origin: h2.wt.origin },
+      });
+      assert.equal(olga.status, 201, 'the second session of the server');
+      const bob = await h2.api('POST', '/api/terminals', {
+        token: TOKENS.bob,
+        body: { target: 'shell' },
+        headers: { origin: h2.wt.origin },
+      });
+      assert.equal(bob.status, 503, 'max_total = 2 holds for everyone together');
+      assert.equal(bob.json.reason, 'ServiceUnavailable');
+      assert.match(bob.json.message, /2 sessions, its maximum/);
+      assert.match(String(bob.headers['retry-after']), /^\d+$/);
+      await h2.api('DELETE', `/api/terminals/${a.json.id}`, {
+        token: TOKENS.alice,
+        headers: { origin: h2.wt.origin },
+      });
+      const bobAgain = await h2.api('POST', '/api/terminals', {
+        token: TOKENS.bob,
+        body: { target: 'shell' },
+        headers: { origin: h2.wt.origin },
+      });
+      assert.equal(bobAgain.status, 201, 'a deleted session frees its place');
     } finally {
       await h2.wt.close();
     }

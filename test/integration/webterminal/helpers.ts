@@ -119,6 +119,7 @@ export interface ApiBody {
   user: string;
   method: string;
   reason: string;
+  message: string;
 }
 
 export interface Harness {
