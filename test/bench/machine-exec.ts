@@ -113,9 +113,13 @@ const cpuCost = (a: Map<string, number>, b: Map<string, number>, bytes: number):
 
 async function throughput(chain: Chain, path: Path, label = ''): Promise<number> {
   let bytes = 0;
+  let firstByte = 0;
   const cpu0 = await cpuByProcess(chain);
   const t0 = performance.now();
-  const s = await open(chain, path, 'bulk', (d) => (bytes += d.length));
+  const s = await open(chain, path, 'bulk', (d) => {
+    if (bytes === 0) firstByte = performance.now() - t0;
+    bytes += d.length;
+  });
   s.closeStdin();
   const st = await s.status;
   const secs = (performance.now() - t0) / 1000;
@@ -125,7 +129,9 @@ async function throughput(chain: Chain, path: Path, label = ''): Promise<number>
   if (!values.json) {
     const cost = cpuCost(cpu0, await cpuByProcess(chain), bytes);
     const rate = (bytes / secs / 1024 ** 2).toFixed(1);
-    console.log(`  ${path}${label}: ${rate} MiB/s; cpu s/GiB: ${cost}`);
+    console.log(
+      `  ${path}${label}: ${rate} MiB/s, first byte after ${firstByte.toFixed(1)} ms; cpu s/GiB: ${cost}`,
+    );
   }
   return bytes / secs / 1024 / 1024;
 }
