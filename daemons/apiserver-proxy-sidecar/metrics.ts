@@ -71,8 +71,11 @@ export async function serveMetrics(
       return;
     }
     if (handleHealth(req, res, ready)) return;
-    if (requestUrl(req).pathname !== '/metrics') {
-      sendError(res, new HttpError('NotFound', `no route for ${requestUrl(req).pathname}`));
+    try {
+      const path = requestUrl(req).pathname;
+      if (path !== '/metrics') throw new HttpError('NotFound', `no route for ${path}`);
+    } catch (err) {
+      sendError(res, toHttpError(err));
       return;
     }
     metrics.registry.metrics().then(

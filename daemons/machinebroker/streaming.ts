@@ -5,7 +5,7 @@ import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ConnectionOptions } from 'node:tls';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { HttpError, sendError } from '../../shared/http/errors.ts';
+import { HttpError, sendError, toHttpError } from '../../shared/http/errors.ts';
 import { proxyUpgrade } from '../../shared/http/proxy.ts';
 import {
   execPath,
@@ -59,16 +59,17 @@ export function createStreamingServer(deps: StreamingDeps): {
 
   server.on('request', (req, res) => {
     if (handleHealth(req, res, () => server.listening)) return;
-    const isExec = TOKEN_PATH.test(requestUrl(req).pathname);
-    sendError(
-      res,
-      isExec
+    try {
+      const path = requestUrl(req).pathname;
+      throw TOKEN_PATH.test(path)
         ? new HttpError(
             'BadRequest',
             `exec needs a WebSocket upgrade with subprotocol ${V5_PROTOCOL}`,
           )
-        : new HttpError('NotFound', `no route ${requestUrl(req).pathname}`),
-    );
+        : new HttpError('NotFound', `no route ${path}`);
+    } catch (err) {
+      sendError(res, toHttpError(err));
+    }
   });
 
   // undefined when the handshake never completes (ws answers 400 and drops the socket without

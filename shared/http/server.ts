@@ -69,9 +69,19 @@ export function wantsTty(url: URL): boolean {
   return v === 'true' || v === '1';
 }
 
-/** The request's URL (path and query), parsed. */
+/**
+ * The request's URL (path and query), parsed. Throws a 400 HttpError for a target the WHATWG
+ * parser refuses (`GET //[`): Node's HTTP parser lets such targets through.
+ */
 export function requestUrl(req: IncomingMessage): URL {
-  return new URL(req.url ?? '/', 'http://request.invalid');
+  try {
+    return new URL(req.url ?? '/', 'http://request.invalid');
+  } catch {
+    throw new HttpError(
+      'BadRequest',
+      `parsing the request target ${JSON.stringify(req.url)}: not a valid URL path`,
+    );
+  }
 }
 
 /** Answers /healthz (always 200 while serving) and /readyz (200 when `ready()`); false for other paths. */
@@ -80,7 +90,12 @@ export function handleHealth(
   res: ServerResponse,
   ready: () => boolean,
 ): boolean {
-  const p = requestUrl(req).pathname;
+  let p: string;
+  try {
+    p = requestUrl(req).pathname;
+  } catch {
+    return false; // not a health path; the caller's routing answers 400
+  }
   if (p !== '/healthz' && p !== '/readyz') return false;
   const ok = p === '/healthz' || ready();
   const body = ok ? 'ok\n' : 'not ready\n';

@@ -270,6 +270,34 @@ describe('exec chain', () => {
     assert.match(plain.body, /WebSocket upgrade/);
   });
 
+  it('answers 400 to a request target the URL parser refuses, before authentication, and serves on', async () => {
+    // Node's HTTP parser lets `//[` through; new URL() throws on it
+    const raw = (port: number, secure: boolean, target: string): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const s = secure
+          ? tls.connect({ port, host: '127.0.0.1', ca: ca.cert }) // no client certificate
+          : net.connect({ port, host: '127.0.0.1' });
+        let got = '';
+        s.on('data', (c: Buffer) => (got += c.toString('latin1')));
+        s.on('error', reject);
+        s.on('close', () => {
+          resolve(got);
+        });
+        s.end(`GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+      });
+    const streamingPort = Number(new URL(broker.streamingBase).port);
+    for (const [name, port, secure] of [
+      ['exec-gateway', gateway.port, true],
+      ['machinepoollet', poollet.port, true],
+      ['streaming server', streamingPort, false],
+    ] as const) {
+      const answer = await raw(port, secure, '//[');
+      assert.match(answer, /^HTTP\/1\.1 400 /, `${name}: ${answer}`);
+      assert.match(answer, /parsing the request target/, name);
+      assert.match(await raw(port, secure, '/healthz'), /^HTTP\/1\.1 200 /, `${name} serves on`);
+    }
+  });
+
   it('answers 404 for an unknown machine at the gateway', async () => {
     await assert.rejects(
       connectExec(gw + EXEC('default', 'nosuch'), { tls: alice, onOutput: () => undefined }),
