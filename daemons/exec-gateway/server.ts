@@ -11,6 +11,7 @@ import { certificateIdentity, identityHeaders } from '../../shared/http/identity
 import { isAllowed, type PolicyRule } from '../../shared/http/policy.ts';
 import { proxyUpgrade } from '../../shared/http/proxy.ts';
 import {
+  checkWebSocketHandshake,
   closeServer,
   createExecServer,
   execPath,
@@ -27,6 +28,7 @@ import {
 import type { Logger } from '../../shared/log/index.ts';
 import type { AddressType, GatewayConfig } from './config.ts';
 import { pickAddress, tomlRegistry, type Registry } from './registry.ts';
+import { V5_PROTOCOL } from '../../shared/stream/v5.ts';
 
 /** A running gateway. */
 export interface Gateway {
@@ -81,6 +83,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps): Pr
     const target = parseExecPath(url.pathname);
     if (target === undefined) throw new HttpError('NotFound', `no route ${url.pathname}`);
     const id = certificateIdentity(socket);
+    checkWebSocketHandshake(req, V5_PROTOCOL);
     const nn = `${target.namespace}/${target.name}`;
     if (!isAllowed(state.policy, id, target.namespace, target.name)) {
       throw new HttpError('Forbidden', `user ${id.user} may not exec into machine ${nn}`);

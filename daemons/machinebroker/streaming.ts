@@ -8,6 +8,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { HttpError, sendError, toHttpError } from '../../shared/http/errors.ts';
 import { proxyUpgrade } from '../../shared/http/proxy.ts';
 import {
+  checkWebSocketHandshake,
   execPath,
   handleHealth,
   handleUpgrades,
@@ -95,19 +96,8 @@ export function createStreamingServer(deps: StreamingDeps): {
   async function serve(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const m = TOKEN_PATH.exec(requestUrl(req).pathname);
     if (m === null) throw new HttpError('NotFound', `no route ${requestUrl(req).pathname}`);
-    const offered = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((s) => s.trim());
-    if (!offered.includes(V5_PROTOCOL)) {
-      throw new HttpError('BadRequest', `exec needs WebSocket subprotocol ${V5_PROTOCOL}`);
-    }
     // a handshake ws would refuse must not use up the token
-    const key = req.headers['sec-websocket-key'];
-    if (
-      req.headers['sec-websocket-version'] !== '13' ||
-      typeof key !== 'string' ||
-      !/^[+/0-9A-Za-z]{22}==$/.test(key)
-    ) {
-      throw new HttpError('BadRequest', 'exec needs a WebSocket version 13 handshake');
-    }
+    checkWebSocketHandshake(req, V5_PROTOCOL);
     const pending = deps.store.take(m[1]!);
     if (pending === undefined)
       throw new HttpError('NotFound', 'exec token unknown, used or expired');

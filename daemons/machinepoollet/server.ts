@@ -10,6 +10,7 @@ import { certificateIdentity, requestIdentity } from '../../shared/http/identity
 import { isAllowed, type PolicyRule } from '../../shared/http/policy.ts';
 import { proxyUpgrade } from '../../shared/http/proxy.ts';
 import {
+  checkWebSocketHandshake,
   closeServer,
   createExecServer,
   listen,
@@ -26,6 +27,7 @@ import {
   type RuntimeClient,
 } from '../../shared/stream/iri.ts';
 import type { PoolletConfig } from './config.ts';
+import { V5_PROTOCOL } from '../../shared/stream/v5.ts';
 
 /** A running poollet. */
 export interface Poollet {
@@ -96,6 +98,7 @@ export async function startPoollet(config: PoolletConfig, deps: { log: Logger })
     const target = parseExecPath(url.pathname);
     if (target === undefined) throw new HttpError('NotFound', `no route ${url.pathname}`);
     const id = requestIdentity(socket, req.headers, state.trusted);
+    checkWebSocketHandshake(req, V5_PROTOCOL);
     const machine = `${target.namespace}/${target.name}`;
     if (!isAllowed(state.policy, id, target.namespace, target.name)) {
       throw new HttpError('Forbidden', `user ${id.user} may not exec into machine ${machine}`);

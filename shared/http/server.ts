@@ -201,6 +201,54 @@ export function handleUpgrades(
   });
 }
 
+// an RFC 7230 token, which is what a subprotocol name is
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/**
+ * Checks that `req` is a WebSocket handshake `ws` will accept and that it offers `protocol`;
+ * HttpError MethodNotAllowed or BadRequest, saying what is wrong, when not. A hop calls it before
+ * it asks anything of the next one (the broker before it spends a one-time token), so that a
+ * malformed handshake costs nothing downstream. At least as strict as `ws`'s own checks.
+ */
+export function checkWebSocketHandshake(req: IncomingMessage, protocol: string): void {
+  const what = 'checking the WebSocket handshake';
+  if (req.method !== 'GET') {
+    throw new HttpError('MethodNotAllowed', `${what}: method ${req.method ?? '?'}, expected GET`, {
+      headers: { allow: 'GET' },
+    });
+  }
+  const upgrade = req.headers.upgrade;
+  if (upgrade?.toLowerCase() !== 'websocket') {
+    throw new HttpError(
+      'BadRequest',
+      `${what}: Upgrade ${JSON.stringify(upgrade)}, expected websocket`,
+    );
+  }
+  const version = req.headers['sec-websocket-version'];
+  if (version !== '13') {
+    throw new HttpError(
+      'BadRequest',
+      `${what}: Sec-WebSocket-Version ${JSON.stringify(version)}, expected 13`,
+    );
+  }
+  const key = req.headers['sec-websocket-key'];
+  if (typeof key !== 'string' || !/^[+/0-9A-Za-z]{22}==$/.test(key)) {
+    throw new HttpError(
+      'BadRequest',
+      `${what}: Sec-WebSocket-Key missing or not 16 bytes in base64`,
+    );
+  }
+  const offered = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
+  const valid = offered.every((p) => TOKEN.test(p)) && new Set(offered).size === offered.length;
+  if (!valid || !offered.includes(protocol)) {
+    throw new HttpError(
+      'BadRequest',
+      `${what}: Sec-WebSocket-Protocol ${JSON.stringify(req.headers['sec-websocket-protocol'] ?? '')} ` +
+        `does not offer ${protocol}${valid ? '' : ' as a list of distinct names'}`,
+    );
+  }
+}
+
 /**
  * Answers plain (non-upgrade) requests of an exec endpoint: /healthz and /readyz, 404 off the
  * exec route, the caller's authentication error (401) from `authenticate`, else 400 saying that

@@ -162,32 +162,42 @@ describe('machinebroker', () => {
     assert.deepEqual(await s.status, { kind: 'exited', code: 0 });
   });
 
-  it('answers a malformed WebSocket handshake with 400 and keeps the token', async () => {
+  it('answers malformed WebSocket handshakes with 400 (405 for POST) and keeps the token', async () => {
     const url = await client.exec('m1-id', false);
-    const status = await new Promise<number>((resolve, reject) => {
-      const req = http.request(url, {
-        headers: {
-          connection: 'Upgrade',
-          upgrade: 'websocket',
-          'sec-websocket-version': '8',
-          'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
-          'sec-websocket-protocol': 'v5.channel.k8s.io',
-        },
+    const good = {
+      connection: 'Upgrade',
+      upgrade: 'websocket',
+      'sec-websocket-version': '13',
+      'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
+      'sec-websocket-protocol': 'v5.channel.k8s.io',
+    };
+    const bad: [string, Record<string, string>, string?][] = [
+      ['version 8', { 'sec-websocket-version': '8' }],
+      ['another upgrade', { upgrade: 'h2c' }],
+      ['a short key', { 'sec-websocket-key': 'c2hvcnQ=' }],
+      ['no subprotocol', { 'sec-websocket-protocol': 'v4.channel.k8s.io' }],
+      ['a subprotocol twice', { 'sec-websocket-protocol': 'v5.channel.k8s.io, v5.channel.k8s.io' }],
+      ['an empty list item', { 'sec-websocket-protocol': 'v5.channel.k8s.io,,x' }],
+      ['POST', {}, 'POST'],
+    ];
+    for (const [what, change, method] of bad) {
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = http.request(url, { method: method ?? 'GET', headers: { ...good, ...change } });
+        req.on('response', (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on('upgrade', () => {
+          reject(new Error(`${what}: upgraded`));
+        });
+        req.on('error', reject);
+        req.end();
       });
-      req.on('response', (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      });
-      req.on('upgrade', () => {
-        reject(new Error('upgraded'));
-      });
-      req.on('error', reject);
-      req.end();
-    });
-    assert.equal(status, 400);
+      assert.equal(status, method === 'POST' ? 405 : 400, what);
+    }
     const s = await openCollected(url);
     s.session.closeStdin();
-    assert.deepEqual(await s.status, { kind: 'exited', code: 0 });
+    assert.deepEqual(await s.status, { kind: 'exited', code: 0 }, 'the token still works');
   });
 
   it('answers Exec with RESOURCE_EXHAUSTED once max_in_flight tokens are pending', async () => {

@@ -355,6 +355,52 @@ describe('exec chain', () => {
     assert.deepEqual(await s.status, { kind: 'exited', code: 0 });
   });
 
+  it('refuses malformed handshakes at the gateway and the poollet without asking the runtime for a token', async () => {
+    now += 120_000; // whatever earlier tests left pending has expired
+    const before = broker.store.size;
+    const upgrade = (base: string, opts: ConnectionOptions, headers: Record<string, string>) =>
+      new Promise<number>((resolve, reject) => {
+        const req = https.request(base + EXEC('default', 'm1'), {
+          ...opts,
+          headers: {
+            connection: 'Upgrade',
+            upgrade: 'websocket',
+            'sec-websocket-version': '13',
+            'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
+            ...headers,
+          },
+        });
+        req.on('response', (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on('upgrade', (_res, sock) => {
+          sock.destroy();
+          reject(new Error('upgraded'));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    const gatewayLeaf = await ca.issue('exec-gateway');
+    const asGateway = { ca: ca.cert, cert: gatewayLeaf.cert, key: gatewayLeaf.key };
+    // more than max_in_flight (20): had each taken a token, the store would be full
+    for (let i = 0; i < 25; i++) {
+      assert.equal(await upgrade(gw, alice, {}), 400, 'gateway: no subprotocol offered');
+      assert.equal(
+        await upgrade(`https://127.0.0.1:${poollet.port}`, asGateway, {
+          'x-remote-user': 'alice',
+          'sec-websocket-protocol': 'v5.channel.k8s.io, v5.channel.k8s.io',
+        }),
+        400,
+        'poollet: a subprotocol twice',
+      );
+    }
+    assert.equal(broker.store.size, before, 'no token was handed out');
+    const s = await openCollected(gw + EXEC('default', 'm1'), { tls: alice });
+    s.session.closeStdin();
+    assert.deepEqual(await s.status, { kind: 'exited', code: 0 });
+  });
+
   it('survives an upstream that resets the connection in the middle of a session', async () => {
     const s = await openCollected(gw + EXEC('default', 'reset'), { tls: alice });
     const st = await s.status;
