@@ -13,7 +13,11 @@ export interface Identity {
 
 /** Header a trusted proxy puts the end user in. */
 export const REMOTE_USER_HEADER = 'x-remote-user';
-/** Header a trusted proxy puts the end user's groups in (comma-separated). */
+/**
+ * Header a trusted proxy puts the end user's groups in, comma-separated. Both headers carry
+ * percent-encoded UTF-8 (encodeURIComponent), so that a CN outside Latin-1 can be sent at all and
+ * a comma inside one group's name cannot make two groups of it at the next hop.
+ */
 export const REMOTE_GROUP_HEADER = 'x-remote-group';
 
 /**
@@ -65,15 +69,28 @@ export function requestIdentity(
   if (typeof user !== 'string' || user === '') {
     throw new HttpError('Unauthorized', `authenticating caller: proxy ${peer.user} sent no user`);
   }
+  const decode = (header: string, value: string): string => {
+    try {
+      return decodeURIComponent(value);
+    } catch {
+      throw new HttpError(
+        'Unauthorized',
+        `authenticating caller: proxy ${peer.user} sent ${header} ${JSON.stringify(value)}, which is not percent-encoded UTF-8`,
+      );
+    }
+  };
   const groups = (typeof groupHeader === 'string' ? groupHeader.split(',') : [])
     .map((g) => g.trim())
-    .filter((g) => g !== '');
-  return { user, groups, via: peer.user };
+    .filter((g) => g !== '')
+    .map((g) => decode(REMOTE_GROUP_HEADER, g));
+  return { user: decode(REMOTE_USER_HEADER, user), groups, via: peer.user };
 }
 
-/** Identity headers for the next hop. */
+/** Identity headers for the next hop (see REMOTE_GROUP_HEADER for the encoding). */
 export function identityHeaders(id: Identity): Record<string, string> {
-  const h: Record<string, string> = { [REMOTE_USER_HEADER]: id.user };
-  if (id.groups.length > 0) h[REMOTE_GROUP_HEADER] = id.groups.join(',');
+  const h: Record<string, string> = { [REMOTE_USER_HEADER]: encodeURIComponent(id.user) };
+  if (id.groups.length > 0) {
+    h[REMOTE_GROUP_HEADER] = id.groups.map((g) => encodeURIComponent(g)).join(',');
+  }
   return h;
 }

@@ -42,8 +42,13 @@ const OBJECT_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 export function parseExecPath(pathname: string): ExecTarget | undefined {
   const m = EXEC_PATH.exec(pathname);
   if (m === null) return undefined;
-  const namespace = decodeURIComponent(m[1]!);
-  const name = decodeURIComponent(m[2]!);
+  let namespace: string, name: string;
+  try {
+    namespace = decodeURIComponent(m[1]!);
+    name = decodeURIComponent(m[2]!);
+  } catch {
+    throw new HttpError('BadRequest', `parsing exec path ${pathname}: malformed percent-encoding`);
+  }
   for (const [what, v] of [
     ['namespace', namespace],
     ['machine name', name],

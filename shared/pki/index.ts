@@ -74,10 +74,18 @@ function subject(
   organizations: readonly string[] = [],
   units: readonly string[] = [],
 ): forge.pki.CertificateField[] {
+  // UTF8String (RFC 5280 4.1.2.6), not forge's default PrintableString, which has no '@', '_'
+  // or anything outside ASCII
+  const utf8 = (name: string, value: string): forge.pki.CertificateField => ({
+    name,
+    value,
+    // @types/node-forge calls this an asn1.Class; forge compares it with asn1.Type values
+    valueTagClass: forge.asn1.Type.UTF8 as unknown as forge.asn1.Class,
+  });
   return [
-    ...organizations.map((o) => ({ name: 'organizationName', value: o })),
-    ...units.map((u) => ({ name: 'organizationalUnitName', value: u })),
-    { name: 'commonName', value: commonName },
+    ...organizations.map((o) => utf8('organizationName', o)),
+    ...units.map((u) => utf8('organizationalUnitName', u)),
+    utf8('commonName', commonName),
   ];
 }
 

@@ -232,6 +232,31 @@ describe('exec chain', () => {
     );
   });
 
+  it('carries a user name outside Latin-1 to the poollet (identity headers are percent-encoded)', async () => {
+    const s = await openCollected(gw + EXEC('default', 'm1'), {
+      tls: await clientTls('李雷', ['ops']),
+    });
+    s.session.closeStdin();
+    assert.deepEqual(await s.status, { kind: 'exited', code: 0 });
+  });
+
+  it('reads one group per comma-separated, percent-encoded item of x-remote-group', async () => {
+    const leaf = await ca.issue('exec-gateway');
+    const asGateway = { ca: ca.cert, cert: leaf.cert, key: leaf.key };
+    const poolletExec = `https://127.0.0.1:${poollet.port}` + EXEC('default', 'm1');
+    const as = (user: string, group: string) =>
+      openCollected(poolletExec, {
+        tls: asGateway,
+        headers: { 'x-remote-user': user, 'x-remote-group': group },
+      });
+    // the poollet lets group ops in anywhere; one group named "x,ops" is not ops
+    await assert.rejects(as('mallory', 'x%2Cops'), refused(403, /mallory may not exec/));
+    const s = await as('mallory', 'x,ops');
+    s.session.closeStdin();
+    assert.deepEqual(await s.status, { kind: 'exited', code: 0 });
+    await assert.rejects(as('%E0', 'ops'), refused(401, /not percent-encoded UTF-8/));
+  });
+
   it('answers 401 with a body at the poollet without a client certificate', async () => {
     const res = await new Promise<{ status: number; body: string }>((resolve, reject) => {
       https

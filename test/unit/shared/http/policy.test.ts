@@ -94,6 +94,11 @@ describe('exec route', () => {
       () => parseExecPath('/apis/compute.ironcore.dev/namespaces/a/machines/%2e%2e/exec'),
       (e: unknown) => e instanceof HttpError && e.status === 400,
     );
+    assert.throws(
+      () => parseExecPath('/apis/compute.ironcore.dev/namespaces/a/machines/%E0%A4%A/exec'),
+      (e: unknown) =>
+        e instanceof HttpError && e.status === 400 && /malformed percent-encoding/.test(e.message),
+    );
   });
 
   it('answers errors as a metav1.Status with reason and code', () => {

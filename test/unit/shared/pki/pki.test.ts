@@ -79,6 +79,20 @@ describe('createCA and issueCertificate', () => {
     assert.equal(new X509Certificate(c.certPem).subject, 'O=operators\nOU=session=S1\nCN=olga');
   });
 
+  it('encodes names as UTF8String, so that @, _ and names outside ASCII survive', async () => {
+    const c = await issueCertificate({
+      ca,
+      commonName: 'svc_deploy@example.com',
+      organizations: ['李雷的组', 'a,b'],
+      usage: 'client',
+      bits: 1024,
+    });
+    const x = new X509Certificate(c.certPem);
+    assert.equal(x.subject, 'O=李雷的组\nO=a\\,b\nCN=svc_deploy@example.com');
+    // 0x0c is the UTF8String tag: the CN's value follows its OID (2.5.4.3 = 55 04 03)
+    assert.ok(x.raw.includes(Buffer.from([0x55, 0x04, 0x03, 0x0c])), 'CN is a UTF8String');
+  });
+
   it('returns a private key that belongs to the certificate', () => {
     const x = new X509Certificate(client.certPem);
     assert.ok(x.checkPrivateKey(createPrivateKey(client.keyPem)));
