@@ -11,6 +11,7 @@ export interface TokenStoreOptions {
   ttlMs?: number;
   /** at most this many unused, unexpired tokens at once; default 1,000. */
   maxInFlight?: number;
+  /** default monotonic (performance.now): a wall-clock step back must not extend a token's life */
   clock?: Clock;
   /** source of randomness (32 bytes per token); tests may pin it. */
   random?: (n: number) => Buffer;
@@ -38,13 +39,12 @@ export class TokenStore<T> {
   readonly maxInFlight: number;
   readonly #clock: Clock;
   readonly #random: (n: number) => Buffer;
-  // insertion order is expiry order (the TTL is fixed), which makes sweeping cheap
   readonly #entries = new Map<string, Entry<T>>();
 
   constructor(opts: TokenStoreOptions = {}) {
     this.ttlMs = opts.ttlMs ?? 60_000;
     this.maxInFlight = opts.maxInFlight ?? 1_000;
-    this.#clock = opts.clock ?? Date.now;
+    this.#clock = opts.clock ?? (() => performance.now());
     this.#random = opts.random ?? randomBytes;
     if (!(this.ttlMs > 0)) throw new Error(`creating token store: ttl ${this.ttlMs} ms is not > 0`);
     if (!(this.maxInFlight >= 1)) {
@@ -62,8 +62,8 @@ export class TokenStore<T> {
   put(value: T): string {
     this.#sweep();
     if (this.#entries.size >= this.maxInFlight) {
-      const oldest = this.#entries.values().next().value;
-      const retry = oldest === undefined ? this.ttlMs : oldest.expiresAt - this.#clock();
+      const first = Math.min(...[...this.#entries.values()].map((e) => e.expiresAt));
+      const retry = first - this.#clock();
       throw new TokenStoreFullError(this.maxInFlight, Math.max(1, retry));
     }
     const token = this.#random(32);
@@ -87,11 +87,12 @@ export class TokenStore<T> {
     return entry.value;
   }
 
+  // every entry, not up to the first live one: insertion order is expiry order only for as long as
+  // the clock never goes back (an injected one may); at most maxInFlight entries
   #sweep(): void {
     const now = this.#clock();
     for (const [key, e] of this.#entries) {
-      if (e.expiresAt > now) break;
-      this.#entries.delete(key);
+      if (e.expiresAt <= now) this.#entries.delete(key);
     }
   }
 }
@@ -103,5 +104,6 @@ function digest(token: Buffer): string {
 function decodeToken(token: string): Buffer | undefined {
   if (!/^[A-Za-z0-9_-]{43}$/.test(token)) return undefined;
   const raw = Buffer.from(token, 'base64url');
-  return raw.length === 32 ? raw : undefined;
+  // 43 characters carry 258 bits: only the spelling put() handed out is the token
+  return raw.length === 32 && raw.toString('base64url') === token ? raw : undefined;
 }

@@ -37,6 +37,29 @@ describe('TokenStore', () => {
     assert.equal(store.size, 0);
   });
 
+  it('expires each token on time when the clock went back between two puts', () => {
+    let t = 1_000_000;
+    const store = new TokenStore<string>({ ttlMs: 60_000, clock: () => t });
+    const a = store.put('a'); // expires at 1,060,000
+    t -= 10_000; // a wall clock stepped back
+    const b = store.put('b'); // expires at 1,050,000, behind a in insertion order
+    t = 1_055_000;
+    assert.equal(store.size, 1, 'b has expired although a, put before it, has not');
+    assert.equal(store.take(b), undefined);
+    assert.equal(store.take(a), 'a');
+  });
+
+  it('accepts only the spelling it handed out (43 characters carry 2 spare bits)', () => {
+    const store = new TokenStore<string>();
+    const token = store.put('x');
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    const last = alphabet.indexOf(token.at(-1)!);
+    const other = token.slice(0, -1) + alphabet[last ^ 1]!; // flips one of the spare bits
+    assert.deepEqual(Buffer.from(other, 'base64url'), Buffer.from(token, 'base64url'));
+    assert.equal(store.take(other), undefined);
+    assert.equal(store.take(token), 'x');
+  });
+
   it('rejects unknown, malformed and one-character-off tokens', () => {
     const store = new TokenStore<string>();
     const token = store.put('x');
