@@ -48,7 +48,8 @@ export const configSchema = z.strictObject({
   listen: hostPort().prefault('0.0.0.0:50051'),
   state_dir: absolutePath().prefault('/var/lib/hostplane/cu-thor-server'),
   max_concurrent: positiveInt.default(64),
-  stop_grace: duration().prefault('10s'),
+  /** SIGTERM to SIGKILL; "0s" kills at once */
+  stop_grace: duration({ min: 0 }).prefault('10s'),
   max_output_bytes: positiveSize.prefault('128MiB'),
   tls: section({
     ca_file: absolutePath().prefault(`${ETC}/ca.crt`),

@@ -29,14 +29,26 @@ export function parseDuration(text: string): number | undefined {
   return Math.round(total);
 }
 
-/** A duration string ("10s", "1m", "1h30m", "250ms") → milliseconds. */
-export function duration(): z.ZodType<number, string> {
+/**
+ * A duration string ("10s", "1m", "1h30m", "250ms") → milliseconds, at least `min` (default 1):
+ * a timeout or ttl of "0s" (or "0.4ms", which rounds to 0) would refuse everything at run time,
+ * so it is refused when the config is read. Pass `{ min: 0 }` where zero means "at once".
+ */
+export function duration(opts: { min?: number } = {}): z.ZodType<number, string> {
+  const min = opts.min ?? 1;
   return z.string().transform((text, ctx) => {
     const ms = parseDuration(text);
     if (ms === undefined) {
       ctx.addIssue({
         code: 'custom',
         message: `expected a duration like "250ms", "10s", "1m" or "1h30m", got ${JSON.stringify(text)}`,
+      });
+      return z.NEVER;
+    }
+    if (ms < min) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected a duration of at least ${min}ms, got ${JSON.stringify(text)}`,
       });
       return z.NEVER;
     }

@@ -36,6 +36,15 @@ describe('duration', () => {
     assert.ok(!r.success);
     assert.match(r.error.issues[0]?.message ?? '', /expected a duration like .*got "ten"/);
   });
+  it('refuses a zero duration (also one that rounds to 0 ms) unless zero is allowed', () => {
+    for (const text of ['0s', '0.4ms']) {
+      const r = duration().safeParse(text);
+      assert.ok(!r.success, text);
+      assert.match(r.error.issues[0]?.message ?? '', /at least 1ms, got "0/);
+      assert.equal(duration({ min: 0 }).parse(text), 0);
+    }
+    assert.equal(duration().parse('1ms'), 1);
+  });
 });
 
 describe('byteSize', () => {
