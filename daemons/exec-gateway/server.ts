@@ -65,7 +65,9 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps): Pr
     registry: Registry;
     preferred: readonly AddressType[];
     upstream: ConnectionOptions;
+    proxyTimeoutMs: number;
   } = {
+    proxyTimeoutMs: config.proxy.timeout,
     policy: config.policy,
     registry: deps.registry ?? tomlRegistry(config),
     preferred: config.preferred_address_types,
@@ -121,7 +123,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps): Pr
         url: upstreamUrl,
         tls: state.upstream,
         headers: identityHeaders(id),
-        timeoutMs: config.proxy.timeout,
+        timeoutMs: state.proxyTimeoutMs,
       },
       log,
     );
@@ -139,6 +141,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps): Pr
       state.upstream = clientContextOptions(u);
       state.policy = next.policy;
       state.preferred = next.preferred_address_types;
+      state.proxyTimeoutMs = next.proxy.timeout;
       if (deps.registry === undefined) state.registry = tomlRegistry(next);
     },
     close: (graceMs = 5_000) => closeServer(server, sessions, graceMs),

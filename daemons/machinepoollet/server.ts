@@ -78,10 +78,13 @@ export async function startPoollet(config: PoolletConfig, deps: { log: Logger })
   });
   const material = await readCertificates(files(config.tls));
   const state: {
+    /** the config last applied (at start or by reload) */
+    config: PoolletConfig;
     policy: readonly PolicyRule[];
     trusted: readonly string[];
     runtime: RuntimeClient;
   } = {
+    config,
     policy: config.policy,
     trusted: config.auth.trusted_proxies,
     runtime: createRuntimeClient(config.runtime.socket, config.runtime.timeout),
@@ -128,7 +131,7 @@ export async function startPoollet(config: PoolletConfig, deps: { log: Logger })
       req,
       socket,
       head,
-      { url: new URL(sessionUrl), timeoutMs: config.proxy.timeout },
+      { url: new URL(sessionUrl), timeoutMs: state.config.proxy.timeout },
       log,
     );
     log.info({ user: id.user, machine, outcome: outcome.kind }, 'exec session ended');
@@ -143,11 +146,13 @@ export async function startPoollet(config: PoolletConfig, deps: { log: Logger })
       server.setSecureContext(serverContextOptions(await readCertificates(files(next.tls))));
       state.policy = next.policy;
       state.trusted = next.auth.trusted_proxies;
-      if (next.runtime.socket !== config.runtime.socket) {
+      const { socket, timeout } = state.config.runtime;
+      if (next.runtime.socket !== socket || next.runtime.timeout !== timeout) {
         const old = state.runtime;
         state.runtime = createRuntimeClient(next.runtime.socket, next.runtime.timeout);
         old.close();
       }
+      state.config = next;
     },
     async close(graceMs = 5_000) {
       await closeServer(server, sessions, graceMs);
