@@ -6,16 +6,20 @@ import { parseArgs } from 'node:util';
 export const USAGE = `usage: machine-exec [--gateway URL] [--creds DIR] [--tty | --no-tty] NAMESPACE/NAME
 
 Opens a console on a machine through exec-gateway. In a terminal the console is interactive (raw
-mode, window size follows); press Ctrl+] to leave. With piped stdin it runs non-interactively:
+mode, window size follows; also with stdout a pipe under --tty); press Ctrl+] to leave. With
+piped stdin it runs non-interactively:
   echo 'echo hi' | machine-exec default/m1
 and exits with the session's exit status.
 
-  --gateway URL   exec-gateway, default $MACHINE_EXEC_GATEWAY or https://localhost:8443
+  --gateway URL   exec-gateway, default $MACHINE_EXEC_GATEWAY or https://localhost:8443; a path
+                  in it (a reverse proxy's prefix) comes before /apis/...
   --creds DIR     ca.crt, client.crt, client.key; default $MACHINE_EXEC_CREDS or ~/.machine-exec/creds
   --tty/--no-tty  force a terminal session or a plain one (default: a terminal when stdin and
                   stdout are terminals)
 
-Exit status: the remote command's; 1 when the session failed or was refused; 2 on usage errors.`;
+Exit status: the remote command's; 1 when the session failed or was refused (or reported a code
+outside 0-255); 2 on usage errors; 141 when stdout is a pipe whose reader left; 128+n on SIGHUP
+and SIGQUIT.`;
 
 export const DEFAULT_GATEWAY = 'https://localhost:8443';
 
@@ -82,6 +86,17 @@ export function parseCli(
   if (gateway.protocol !== 'https:') {
     return { kind: 'usage-error', message: `gateway ${gatewayText} is not an https: URL` };
   }
+  if (
+    gateway.search !== '' ||
+    gateway.hash !== '' ||
+    gateway.username !== '' ||
+    gateway.password !== ''
+  ) {
+    return {
+      kind: 'usage-error',
+      message: `gateway ${gatewayText} has a query, fragment or user name; only a path prefix may follow the host`,
+    };
+  }
   const creds = path.resolve(
     values.creds ??
       nonEmpty(env['MACHINE_EXEC_CREDS']) ??
@@ -89,6 +104,16 @@ export function parseCli(
   );
   const tty = values.tty === true ? true : values['no-tty'] === true ? false : undefined;
   return { kind: 'exec', gateway, creds, namespace: m[1]!, name: m[2]!, tty };
+}
+
+/** The exec URL of a machine: the gateway URL's path (a reverse proxy's prefix) with the exec path after it. */
+export function execUrl(gateway: URL, namespace: string, name: string, tty: boolean): URL {
+  const base = new URL(gateway);
+  if (!base.pathname.endsWith('/')) base.pathname += '/';
+  return new URL(
+    `apis/compute.ironcore.dev/namespaces/${namespace}/machines/${name}/exec?tty=${tty}`,
+    base,
+  );
 }
 
 function nonEmpty(v: string | undefined): string | undefined {

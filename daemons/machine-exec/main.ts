@@ -1,31 +1,61 @@
 // machine-exec: a console on a machine through exec-gateway. See `machine-exec --help`.
-import { runCli } from './run.ts';
+import { openSync } from 'node:fs';
+import tty from 'node:tty';
+import { runCli, type CliIo } from './run.ts';
 
 const stdin = process.stdin;
-const isTerminal = stdin.isTTY && process.stdout.isTTY;
-const code = await runCli(process.argv.slice(2), {
-  stdin,
-  stdout: process.stdout,
-  stderr: process.stderr,
-  env: process.env,
-  ...(isTerminal
-    ? {
-        terminal: {
-          size: () => ({ cols: process.stdout.columns, rows: process.stdout.rows }),
-          setRawMode: (on: boolean) => {
-            stdin.setRawMode(on);
-          },
-          onResize: (fn: () => void) => {
-            process.stdout.on('resize', fn);
-            return () => {
-              process.stdout.off('resize', fn);
-            };
-          },
-        },
-      }
-    : {}),
-});
+// The window size comes from whichever of stdout, stderr and /dev/tty is a terminal, so that
+// `machine-exec --tty ns/m | tee log` still has one.
+function windowOf(): tty.WriteStream | undefined {
+  if (process.stdout.isTTY) return process.stdout;
+  if (process.stderr.isTTY) return process.stderr;
+  try {
+    return new tty.WriteStream(openSync('/dev/tty', 'w'));
+  } catch {
+    return undefined;
+  }
+}
+const window = stdin.isTTY ? windowOf() : undefined;
+const terminal: CliIo['terminal'] = stdin.isTTY
+  ? {
+      output: process.stdout.isTTY,
+      size: () => {
+        const [cols, rows] = window?.getWindowSize() ?? [80, 24];
+        return { cols, rows };
+      },
+      setRawMode: (on: boolean) => {
+        stdin.setRawMode(on);
+      },
+      onResize: (fn: () => void) => {
+        process.on('SIGWINCH', fn);
+        return () => {
+          process.off('SIGWINCH', fn);
+        };
+      },
+    }
+  : undefined;
+// SIGHUP and SIGQUIT would leave the terminal raw (node restores it only on SIGINT and SIGTERM):
+// they end the session instead, and runCli restores the terminal and resolves to 128 + n.
+const stop = new AbortController();
+const onSignal = (sig: NodeJS.Signals): void => {
+  stop.abort(sig);
+};
+process.once('SIGHUP', onSignal);
+process.once('SIGQUIT', onSignal);
+const code = await runCli(
+  process.argv.slice(2),
+  {
+    stdin,
+    stdout: process.stdout,
+    stderr: process.stderr,
+    env: process.env,
+    ...(terminal === undefined ? {} : { terminal }),
+  },
+  stop.signal,
+);
 // an open stdin (a terminal, a pipe nobody closed) would keep the process alive after the session;
 // exitCode rather than exit() lets stdout (a pipe) drain first.
 stdin.destroy();
+if (window !== undefined && window !== process.stdout && window !== process.stderr)
+  window.destroy();
 process.exitCode = code;

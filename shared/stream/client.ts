@@ -1,6 +1,6 @@
 // The client end of an exec session: a v5.channel.k8s.io WebSocket to a token URL or through
 // exec-gateway. Used by the machine-exec CLI, the bench, tests, and the web terminal's backend.
-import type { IncomingMessage } from 'node:http';
+import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { ConnectionOptions } from 'node:tls';
 import WebSocket from 'ws';
 import {
@@ -37,11 +37,21 @@ export interface ConnectOptions {
   onOutput: (channel: 1 | 2, data: Buffer) => void;
   /** connect and handshake within this; default 15 s */
   timeoutMs?: number;
+  /** close() ends the socket outright when the peer has not finished the close handshake by then; default 1 s */
+  closeGraceMs?: number;
 }
+
+/** At most this much of a refusal's body is read (a proxy's error page can be anything). */
+export const REFUSAL_BODY_LIMIT = 64 << 10;
+/** A refusal body that is not a Status is shown as one line of at most this many characters. */
+const REFUSAL_EXCERPT_CHARS = 200;
 
 /** An open session. */
 export interface ExecSession {
-  write(data: Buffer | string): void;
+  /** queues stdin bytes; false when bufferedAmount() is above `highWaterMark` (wait for onDrain) */
+  write(data: Buffer | string, highWaterMark?: number): boolean;
+  /** calls `fn` once bufferedAmount() is at most `lowWaterMark` (at once if it is already) */
+  onDrain(lowWaterMark: number, fn: () => void): void;
   resize(size: TermSize): void;
   /** stdin EOF */
   closeStdin(): void;
@@ -57,12 +67,17 @@ export interface ExecSession {
   resume(): void;
   /** whether reading is paused */
   readonly paused: boolean;
+  /**
+   * Ends the session: a close handshake, and the socket ended outright when the peer has not
+   * answered within closeGraceMs (a peer that stopped reading would otherwise hold it for 30 s).
+   */
   close(): void;
 }
 
 /** Opens an exec session at `url` (http(s) or ws(s)); rejects with ExecRefusedError on a non-101 answer. */
 export function connectExec(url: string | URL, opts: ConnectOptions): Promise<ExecSession> {
-  const u = new URL(url);
+  const given = new URL(url);
+  const u = new URL(given);
   if (u.protocol === 'https:') u.protocol = 'wss:';
   if (u.protocol === 'http:') u.protocol = 'ws:';
   const ws = new WebSocket(u, [V5_PROTOCOL], {
@@ -76,32 +91,41 @@ export function connectExec(url: string | URL, opts: ConnectOptions): Promise<Ex
   return new Promise((resolve, reject) => {
     ws.once('unexpected-response', (_req, res: IncomingMessage) => {
       const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const body = Buffer.concat(chunks).toString('utf8');
-        let reason = 'Unknown';
-        let message = body.trim() || `HTTP ${res.statusCode}`;
-        try {
-          const s = JSON.parse(body) as { reason?: unknown; message?: unknown };
-          if (typeof s.reason === 'string') reason = s.reason;
-          if (typeof s.message === 'string') message = s.message;
-        } catch {
-          // not a Status: keep the text
-        }
-        const retry = res.headers['retry-after'];
-        reject(new ExecRefusedError(res.statusCode ?? 0, reason, message, retry));
+      let size = 0;
+      let finished = false;
+      const finish = (): void => {
+        if (finished) return;
+        finished = true;
+        const code = res.statusCode ?? 0;
+        const { reason, message } = describeRefusal(
+          code,
+          res.headers['content-type'],
+          Buffer.concat(chunks).subarray(0, REFUSAL_BODY_LIMIT),
+        );
+        reject(new ExecRefusedError(code, reason, message, res.headers['retry-after']));
         ws.terminate();
+      };
+      res.on('data', (c: Buffer) => {
+        chunks.push(c);
+        size += c.length;
+        if (size >= REFUSAL_BODY_LIMIT) {
+          res.destroy();
+          finish();
+        }
       });
+      res.once('end', finish);
+      res.once('close', finish);
+      res.once('error', finish);
     });
     ws.once('error', (err) => {
-      reject(new Error(`connecting to exec ${u.origin}: ${err.message}`, { cause: err }));
+      reject(new Error(`connecting to exec ${given.origin}: ${err.message}`, { cause: err }));
     });
     ws.once('open', () => {
       if (ws.protocol !== V5_PROTOCOL) {
         ws.terminate();
         reject(
           new Error(
-            `connecting to exec ${u.origin}: server chose subprotocol ${JSON.stringify(ws.protocol)}`,
+            `connecting to exec ${given.origin}: server chose subprotocol ${JSON.stringify(ws.protocol)}`,
           ),
         );
         return;
@@ -118,7 +142,14 @@ export function connectExec(url: string | URL, opts: ConnectOptions): Promise<Ex
           if (f.channel === Channel.stdout || f.channel === Channel.stderr) {
             opts.onOutput(f.channel, f.data);
           } else if (f.channel === Channel.status) {
-            gotStatus = parseStatus(f.data);
+            try {
+              gotStatus = parseStatus(f.data);
+            } catch (err) {
+              gotStatus = {
+                kind: 'error',
+                message: `exec session sent an unreadable status: ${(err as Error).message}`,
+              };
+            }
           }
         });
         ws.on('error', () => undefined);
@@ -131,12 +162,32 @@ export function connectExec(url: string | URL, opts: ConnectOptions): Promise<Ex
           );
         });
       });
-      const send = (b: Buffer): void => {
-        if (ws.readyState === WebSocket.OPEN) ws.send(b);
+      // onDrain waiters, checked whenever a send has been handed to the kernel
+      const drainWaiters = new Set<{ low: number; fn: () => void }>();
+      const checkDrain = (): void => {
+        for (const w of drainWaiters) {
+          if (ws.bufferedAmount <= w.low || ws.readyState !== WebSocket.OPEN) {
+            drainWaiters.delete(w);
+            w.fn();
+          }
+        }
       };
+      ws.once('close', checkDrain);
+      const send = (b: Buffer): void => {
+        if (ws.readyState === WebSocket.OPEN) ws.send(b, checkDrain);
+      };
+      let closeTimer: NodeJS.Timeout | undefined;
+      ws.once('close', () => {
+        clearTimeout(closeTimer);
+      });
       resolve({
-        write: (d) => {
+        write: (d, highWaterMark = Infinity) => {
           send(encodeFrame(Channel.stdin, d));
+          return ws.bufferedAmount <= highWaterMark;
+        },
+        onDrain: (low, fn) => {
+          drainWaiters.add({ low, fn });
+          checkDrain();
         },
         resize: (s) => {
           send(encodeResize(s));
@@ -156,9 +207,44 @@ export function connectExec(url: string | URL, opts: ConnectOptions): Promise<Ex
           return ws.isPaused;
         },
         close: () => {
+          if (ws.readyState === WebSocket.CLOSED || closeTimer !== undefined) return;
           ws.close(1000);
+          closeTimer = setTimeout(() => {
+            ws.terminate();
+          }, opts.closeGraceMs ?? 1000);
         },
       });
     });
   });
+}
+
+/** The reason and message of a refusal: its JSON Status, else the HTTP status text and one line of the body. */
+function describeRefusal(
+  code: number,
+  contentType: string | undefined,
+  body: Buffer,
+): { reason: string; message: string } {
+  const text = body.toString('utf8');
+  const statusText = STATUS_CODES[code] ?? 'Unknown';
+  try {
+    const v: unknown = JSON.parse(text);
+    if (typeof v === 'object' && v !== null) {
+      const s = v as { reason?: unknown; message?: unknown };
+      const reason = typeof s.reason === 'string' ? s.reason : undefined;
+      const message = typeof s.message === 'string' ? s.message : undefined;
+      if (reason !== undefined || message !== undefined) {
+        return { reason: reason ?? statusText, message: message ?? 'no message' };
+      }
+    }
+  } catch {
+    // not a Status: described below
+  }
+  const line = text.replace(/\s+/g, ' ').trim();
+  if (line === '') return { reason: statusText, message: 'no body' };
+  const excerpt =
+    line.length > REFUSAL_EXCERPT_CHARS ? `${line.slice(0, REFUSAL_EXCERPT_CHARS)}…` : line;
+  return {
+    reason: statusText,
+    message: `non-Status body (${contentType ?? 'no content-type'}): ${excerpt}`,
+  };
 }

@@ -2,12 +2,19 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
+import * as pty from 'node-pty';
 import { createRunner } from '../../../shared/exec/index.ts';
 import { silentLogger } from '../../../shared/log/index.ts';
 import { runCli, ESCAPE_BYTE, type CliIo } from '../../../daemons/machine-exec/run.ts';
 import { startChain, type Chain } from './fixture.ts';
 
 const checkout = path.resolve(import.meta.dirname, '../../..');
+const mainTs = path.join(checkout, 'daemons/machine-exec/main.ts');
+const cliCommand = `${process.execPath} --import tsx ${mainTs}`;
+
+function envOf(chain: Chain): Record<string, string> {
+  return { MACHINE_EXEC_GATEWAY: chain.gatewayUrl, MACHINE_EXEC_CREDS: chain.credsDir };
+}
 
 function io(chain: Chain, terminal?: CliIo['terminal']) {
   const stdin = new PassThrough();
@@ -75,6 +82,7 @@ describe('machine-exec CLI', () => {
     const raw: boolean[] = [];
     let resized: (() => void) | undefined;
     const t = io(chain, {
+      output: true,
       size: () => size,
       setRawMode: (on) => raw.push(on),
       onResize: (fn) => {
@@ -95,6 +103,94 @@ describe('machine-exec CLI', () => {
     assert.deepEqual(raw, [true, false]);
     assert.match(t.err(), /left the session/);
     assert.equal(resized, undefined);
+  });
+
+  it('ends quietly with 141 when stdout is a pipe whose reader left (`| head -1`)', async () => {
+    const runner = createRunner({ log: silentLogger(), allow: [process.execPath] });
+    const child = runner.spawn([process.execPath, '--import', 'tsx', mainTs, 'default/m1'], {
+      cwd: checkout,
+      env: envOf(chain),
+    });
+    let err = '';
+    child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+    child.stdin!.end('seq 1 2000000\n');
+    let out = '';
+    await new Promise<void>((resolve) => {
+      child.stdout!.on('data', (c: Buffer) => {
+        out += c.toString();
+        if (out.includes('\n')) {
+          child.stdout!.destroy();
+          resolve();
+        }
+      });
+    });
+    const { code } = await child.exited;
+    assert.equal(out.split('\n')[0], '1');
+    assert.equal(err, '');
+    assert.equal(code, 141);
+  });
+
+  it('with --tty, stdin a terminal and stdout a pipe: raw mode, the window size and Ctrl+] all work', async () => {
+    const p = pty.spawn('/bin/sh', ['-c', `${cliCommand} --tty default/m1 | cat; echo EXIT=$?`], {
+      cols: 100,
+      rows: 40,
+      cwd: checkout,
+      env: { ...process.env, ...envOf(chain) },
+    });
+    let out = '';
+    p.onData((d) => {
+      out += d;
+    });
+    const exited = new Promise<number>((r) =>
+      p.onExit(({ exitCode }) => {
+        r(exitCode);
+      }),
+    );
+    try {
+      // the remote shell's prompt: the session is up and the local terminal raw
+      await until(() => /# $/.test(out), 20_000);
+      p.write('stty size; echo A$((2+3))\r');
+      await until(() => /A5/.test(out), 20_000);
+      assert.match(out, /40 100/);
+      // the local terminal echoes nothing: the command line appears once, from the remote
+      assert.equal(out.split('stty size; echo').length - 1, 1, JSON.stringify(out));
+      p.write('\x1d');
+      await until(() => /EXIT=\d+/.test(out));
+      assert.match(out, /left the session[\s\S]*EXIT=0/);
+    } finally {
+      p.kill();
+      await exited;
+    }
+  });
+
+  it('restores the terminal and exits 129 on SIGHUP', async () => {
+    const p = pty.spawn(
+      '/bin/sh',
+      ['-c', `sh -c 'echo PID=$$; exec ${cliCommand} default/m1'; echo EXIT=$?; stty -a`],
+      { cols: 100, rows: 40, cwd: checkout, env: { ...process.env, ...envOf(chain) } },
+    );
+    let out = '';
+    p.onData((d) => {
+      out += d;
+    });
+    const exited = new Promise<number>((r) =>
+      p.onExit(({ exitCode }) => {
+        r(exitCode);
+      }),
+    );
+    try {
+      await until(() => /PID=\d+/.test(out));
+      p.write('echo R$((1+1))\r');
+      await until(() => /R2/.test(out), 20_000);
+      process.kill(Number(/PID=(\d+)/.exec(out)![1]), 'SIGHUP');
+      await exited;
+      const after = out.slice(out.indexOf('EXIT='));
+      assert.match(after, /^EXIT=129/);
+      assert.match(after, /(^|\s)icanon\b/);
+      assert.match(after, /(^|\s)echo\b/);
+    } finally {
+      p.kill();
+    }
   });
 
   it('explains a refusal and exits 1', async () => {

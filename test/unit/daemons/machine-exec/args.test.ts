@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseCli } from '../../../../daemons/machine-exec/args.ts';
+import { execUrl, parseCli } from '../../../../daemons/machine-exec/args.ts';
 
 describe('machine-exec arguments', () => {
   it('takes the gateway and credentials from flags before the environment before defaults', () => {
@@ -32,6 +32,32 @@ describe('machine-exec arguments', () => {
   it('rejects malformed machine names', () => {
     for (const arg of ['a', 'a/b/c', 'A/b', '/b', 'a/']) {
       assert.equal(parseCli([arg], {}).kind, 'usage-error', arg);
+    }
+  });
+
+  it("puts the exec path after the gateway URL's path, with or without a trailing slash", () => {
+    const tail = 'apis/compute.ironcore.dev/namespaces/ns/machines/m/exec?tty=true';
+    for (const [gateway, want] of [
+      ['https://gw:8443', `https://gw:8443/${tail}`],
+      ['https://gw:8443/', `https://gw:8443/${tail}`],
+      ['https://gw/exec/prefix', `https://gw/exec/prefix/${tail}`],
+      ['https://gw/exec/prefix/', `https://gw/exec/prefix/${tail}`],
+    ] as const) {
+      const a = parseCli(['--gateway', gateway, 'ns/m'], {});
+      assert.ok(a.kind === 'exec', gateway);
+      assert.equal(execUrl(a.gateway, a.namespace, a.name, true).href, want, gateway);
+    }
+  });
+
+  it('refuses a gateway URL with a query, a fragment or a user name', () => {
+    for (const gateway of [
+      'https://gw/?x=1',
+      'https://gw/#f',
+      'https://u@gw/',
+      'https://u:p@gw/',
+    ]) {
+      const a = parseCli(['--gateway', gateway, 'ns/m'], {});
+      assert.equal(a.kind, 'usage-error', gateway);
     }
   });
 });
