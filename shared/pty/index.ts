@@ -89,6 +89,9 @@ export function sandboxPtyArgv(
   });
 }
 
+/** How long kill() lets unshare exit by itself after its init got SIGKILL. */
+const KILL_BOUND_MS = 2_000;
+
 /** Starts a sandbox terminal; resolves once the namespace's init runs. */
 export async function startSandboxPty(
   deps: SandboxPtyDeps,
@@ -106,7 +109,11 @@ export async function startSandboxPty(
   });
   let sink: ((d: Buffer) => void) | undefined;
   const early: Buffer[] = [];
+  // once killed, output is read and dropped: unshare writes to the PTY when its child dies, and
+  // a master nobody reads leaves it blocked on a full output queue, never exiting
+  let killed = false;
   p.onData((d: string | Buffer) => {
+    if (killed) return;
     const b = typeof d === 'string' ? Buffer.from(d) : d;
     if (sink === undefined) early.push(b);
     else sink(b);
@@ -162,19 +169,34 @@ export async function startSandboxPty(
       if (!ended) p.resize(s.cols, s.rows);
     },
     pause: () => {
-      p.pause();
+      if (!killed) p.pause();
     },
     resume: () => {
       p.resume();
     },
     done,
     async kill() {
+      if (!killed) {
+        killed = true;
+        early.length = 0;
+        p.resume();
+      }
+      if (ended) return;
       // SIGKILL to the namespace's init makes the kernel kill and reap everything in the
       // namespace before the init can be reaped; unshare, which waits for it, exits after that,
       // so `done` means the namespace is gone. (The init's PID cannot be reused while unshare
       // lives: it is unshare's child.) No init left: unshare itself.
-      if (!ended && (init === null || !signal(init))) signal(p.pid);
+      if (init === null || !signal(init)) signal(p.pid);
+      // unshare can still block on its way out (a write to a terminal stopped with ^S): its
+      // SIGKILL after a bound, which --kill-child passes on to an init still there
+      const timer = setTimeout(() => {
+        if (!ended) {
+          opts.log.warn({ pid: p.pid, ms: KILL_BOUND_MS }, 'unshare outlived its init: SIGKILL');
+          signal(p.pid);
+        }
+      }, KILL_BOUND_MS);
       await done;
+      clearTimeout(timer);
     },
     pids: init === null ? [p.pid] : [p.pid, init],
   };

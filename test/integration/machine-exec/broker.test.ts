@@ -3,7 +3,9 @@ import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
 import { stat } from 'node:fs/promises';
 import http from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
+import WebSocket from 'ws';
 import { silentLogger } from '../../../shared/log/index.ts';
 import {
   createRuntimeClient,
@@ -27,6 +29,7 @@ describe('machinebroker', () => {
   let broker: Broker;
   let client: RuntimeClient;
   let now = 1_000_000;
+  const yesMarker = `yes-marker-${process.pid}`;
 
   before(async () => {
     dir = await tempDir('broker');
@@ -34,7 +37,8 @@ describe('machinebroker', () => {
       dir,
       `[streaming]\ntoken_ttl = "1m"\nmax_in_flight = 50\n` +
         `[[machines]]\nid = "m1-id"\nnamespace = "default"\nname = "m1"\ntarget = { type = "sandbox" }\n` +
-        `[[machines]]\nid = "m2-id"\nnamespace = "other"\nname = "m2"\ntarget = { type = "sandbox", command = ["/bin/sh", "-c", "exit 7"] }\n`,
+        `[[machines]]\nid = "m2-id"\nnamespace = "other"\nname = "m2"\ntarget = { type = "sandbox", command = ["/bin/sh", "-c", "exit 7"] }\n` +
+        `[[machines]]\nid = "yes-id"\nnamespace = "default"\nname = "yes"\ntarget = { type = "sandbox", command = ["/bin/sh", "-c", "exec yes ${yesMarker}"] }\n`,
     );
     broker = await startBroker(config, {
       log: silentLogger(),
@@ -45,6 +49,8 @@ describe('machinebroker', () => {
   });
 
   after(async () => {
+    // what a failed test left behind (processes of our own sessions only)
+    for (const pid of await pidsWith(yesMarker)) process.kill(pid, 'SIGKILL');
     client.close();
     await broker.close(100);
     await rm(dir, { recursive: true, force: true });
@@ -58,7 +64,7 @@ describe('machinebroker', () => {
 
   it('lists machines with their namespace and name labels, filtered by selector', async () => {
     const all = await client.listMachines({});
-    assert.deepEqual(all.map((m) => m.metadata?.id).sort(), ['m1-id', 'm2-id']);
+    assert.deepEqual(all.map((m) => m.metadata?.id).sort(), ['m1-id', 'm2-id', 'yes-id']);
     const one = await client.listMachines({ [NAMESPACE_LABEL]: 'other', [NAME_LABEL]: 'm2' });
     assert.deepEqual(
       one.map((m) => m.metadata?.id),
@@ -211,5 +217,29 @@ describe('machinebroker', () => {
     await eventually(async () => (await pidsWith(marker)).length > 0, 10_000, 'the sleep to start');
     s.session.close();
     await eventually(async () => (await pidsWith(marker)).length === 0, 10_000, 'the sleep to end');
+  });
+
+  it('ends a TTY sandbox whose slow client went away, unshare included', async () => {
+    // the client stops reading, so the broker stops reading the PTY; then it leaves
+    for (let i = 0; i < 3; i++) {
+      const url = (await client.exec('yes-id', true)).replace(/^http:/, 'ws:');
+      const ws = new WebSocket(url, ['v5.channel.k8s.io']);
+      await new Promise((resolve, reject) => {
+        ws.once('open', resolve).once('error', reject);
+      });
+      ws.pause();
+      await sleep(300);
+      ws.terminate();
+    }
+    await eventually(
+      async () => (await pidsWith(yesMarker)).length === 0,
+      10_000,
+      'every process of the sessions (unshare included) to end',
+    );
+    await eventually(
+      () => Promise.resolve(broker.sessionCount() === 0),
+      5_000,
+      'the sessions to close',
+    );
   });
 });
