@@ -242,4 +242,27 @@ describe('machinebroker', () => {
       'the sessions to close',
     );
   });
+
+  it("gives a sandbox no fd above 2 of the broker's, such as an open TTY session's PTY master", async () => {
+    const tty = await openCollected(await client.exec('m1-id', true));
+    tty.session.write('echo READY\n');
+    await tty.waitFor('READY');
+    const s = await openCollected(await client.exec('m1-id', false));
+    s.session.write('exec ls -l /proc/self/fd\n');
+    s.session.closeStdin();
+    assert.deepEqual(await s.status, { kind: 'exited', code: 0 });
+    tty.session.close();
+    // ls's own directory fd is the one allowed above 2
+    const fds = s
+      .stdout()
+      .split('\n')
+      .map((l) => /(\d+) -> (.*)$/.exec(l))
+      .filter((m) => m !== null)
+      .map((m) => `${m[1]} -> ${m[2]}`.replace(/\/proc\/\d+\//, '/proc/PID/'));
+    assert.deepEqual(
+      fds.filter((f) => !/^[012] -> /.test(f)),
+      ['3 -> /proc/PID/fd'],
+      s.stdout(),
+    );
+  });
 });
