@@ -40,7 +40,12 @@ export interface SandboxPtyOptions {
 export interface SandboxPty {
   /** registers the receiver of output; output before the first call is kept */
   onData(fn: (data: Buffer) => void): void;
-  write(data: Buffer | string): void;
+  /** false once the input not yet taken by the terminal reaches its high-water mark: stop
+   * writing until onceDrained's callback */
+  write(data: Buffer | string): boolean;
+  /** calls `fn` once (asynchronously) when the pending input has fallen below the low-water
+   * mark or the terminal has ended */
+  onceDrained(fn: () => void): void;
   resize(size: TermSize): void;
   /** stop reading output (the reader is slow) until resume() */
   pause(): void;
@@ -87,6 +92,29 @@ export function sandboxPtyArgv(
     command: all[0]!,
     args: all.slice(1),
   });
+}
+
+/** Input the PTY has not taken yet above which write() says stop, and below which it drains. */
+const INPUT_HIGH_WATER = 1 << 18;
+const INPUT_LOW_WATER = 1 << 16;
+/** How often pending input is looked at while a writer waits (node-pty has no drain event). */
+const DRAIN_POLL_MS = 10;
+
+/**
+ * node-pty 1.1's unix write queue (CustomWriteStream, not in its typings): what it has not yet
+ * written to the master. Its write() takes everything; this is how a caller sees the backlog.
+ */
+interface PtyWriteQueue {
+  _writeStream?: { _writeQueue?: readonly { buffer: Buffer; offset: number }[] };
+}
+
+/** Bytes written to `p` the PTY has not taken yet (0 when node-pty's internals change). */
+export function pendingInput(p: pty.IPty): number {
+  const queue = (p as unknown as PtyWriteQueue)._writeStream?._writeQueue;
+  if (queue === undefined) return 0;
+  let n = 0;
+  for (const t of queue) n += t.buffer.byteLength - t.offset;
+  return n;
 }
 
 /** How long kill() lets unshare exit by itself after its init got SIGKILL. */
@@ -163,7 +191,16 @@ export async function startSandboxPty(
       for (const b of early.splice(0)) fn(b);
     },
     write(data) {
-      if (!ended) p.write(data); // node-pty writes Buffers as they are
+      if (ended) return true; // nobody to take it: dropped
+      p.write(data); // node-pty writes Buffers as they are
+      return pendingInput(p) < INPUT_HIGH_WATER;
+    },
+    onceDrained(fn) {
+      const check = (): void => {
+        if (ended || killed || pendingInput(p) < INPUT_LOW_WATER) fn();
+        else setTimeout(check, DRAIN_POLL_MS);
+      };
+      setTimeout(check, 0);
     },
     resize(s) {
       if (!ended) p.resize(s.cols, s.rows);

@@ -1,8 +1,10 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { rm } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { stat } from 'node:fs/promises';
 import http from 'node:http';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import WebSocket from 'ws';
@@ -24,12 +26,16 @@ import {
   tempDir,
 } from './helpers.ts';
 
+v8.setFlagsFromString('--expose-gc');
+const gc = vm.runInNewContext('gc') as () => void;
+
 describe('machinebroker', () => {
   let dir: string;
   let broker: Broker;
   let client: RuntimeClient;
   let now = 1_000_000;
   const yesMarker = `yes-marker-${process.pid}`;
+  const INPUT_BYTES = 64 << 20;
 
   before(async () => {
     dir = await tempDir('broker');
@@ -38,6 +44,11 @@ describe('machinebroker', () => {
       `[streaming]\ntoken_ttl = "1m"\nmax_in_flight = 50\n` +
         `[[machines]]\nid = "m1-id"\nnamespace = "default"\nname = "m1"\ntarget = { type = "sandbox" }\n` +
         `[[machines]]\nid = "m2-id"\nnamespace = "other"\nname = "m2"\ntarget = { type = "sandbox", command = ["/bin/sh", "-c", "exit 7"] }\n` +
+        `[[machines]]\nid = "gate-id"\nnamespace = "default"\nname = "gate"\ntarget = { type = "sandbox", command = ["/bin/sh", "-c", ${JSON.stringify(
+          // reads nothing until the test creates the gate file, then counts its input
+          `if [ -t 0 ]; then stty raw -echo; fi; echo READY; ` +
+            `while [ ! -e ${dir}/gate ]; do sleep 0.05; done; head -c ${INPUT_BYTES} | wc -c`,
+        )}] }\n` +
         `[[machines]]\nid = "yes-id"\nnamespace = "default"\nname = "yes"\ntarget = { type = "sandbox", command = ["/bin/sh", "-c", "exec yes ${yesMarker}"] }\n`,
     );
     broker = await startBroker(config, {
@@ -64,7 +75,12 @@ describe('machinebroker', () => {
 
   it('lists machines with their namespace and name labels, filtered by selector', async () => {
     const all = await client.listMachines({});
-    assert.deepEqual(all.map((m) => m.metadata?.id).sort(), ['m1-id', 'm2-id', 'yes-id']);
+    assert.deepEqual(all.map((m) => m.metadata?.id).sort(), [
+      'gate-id',
+      'm1-id',
+      'm2-id',
+      'yes-id',
+    ]);
     const one = await client.listMachines({ [NAMESPACE_LABEL]: 'other', [NAME_LABEL]: 'm2' });
     assert.deepEqual(
       one.map((m) => m.metadata?.id),
@@ -265,4 +281,51 @@ describe('machinebroker', () => {
       s.stdout(),
     );
   });
+
+  for (const tty of [false, true]) {
+    it(`stops reading a client whose ${tty ? 'TTY' : 'pipes'} console takes no input, and goes on once it does`, async () => {
+      await rm(`${dir}/gate`, { force: true });
+      const s = await openCollected(await client.exec('gate-id', tty));
+      await s.waitFor('READY');
+      const memory = (): number =>
+        process.memoryUsage().external + process.memoryUsage().arrayBuffers;
+      gc();
+      const before = memory();
+      let grown = 0;
+      const chunk = Buffer.alloc(256 << 10, 0x61);
+      let sent = 0;
+      let accepted = 0; // what the client got rid of while the console did not read
+      let lastProgress = Date.now();
+      let lastBuffered = 0;
+      while (sent < INPUT_BYTES) {
+        s.session.write(chunk);
+        sent += chunk.length;
+        while (s.session.bufferedAmount() > 4 << 20) {
+          await sleep(10);
+          const buffered = s.session.bufferedAmount();
+          if (buffered < lastBuffered) lastProgress = Date.now();
+          lastBuffered = buffered;
+          if (accepted === 0 && Date.now() - lastProgress > 1_000) {
+            // stalled: the broker pushes back; now let the console read
+            accepted = sent - buffered;
+            gc(); // what is left is what someone holds, not garbage
+            grown = memory() - before;
+            await writeFile(`${dir}/gate`, '');
+          }
+        }
+      }
+      s.session.closeStdin();
+      if (accepted === 0) await writeFile(`${dir}/gate`, '');
+      assert.deepEqual(await s.status, { kind: 'exited', code: 0 });
+      assert.ok(
+        accepted > 0 && accepted < 32 << 20,
+        `the client got rid of ${accepted} of ${sent} bytes while the console read nothing`,
+      );
+      assert.ok(
+        grown < 24 << 20,
+        `memory grew by ${grown} bytes while ${accepted} bytes of input were unread`,
+      );
+      assert.match(s.stdout(), new RegExp(`^${INPUT_BYTES}\\r?$`, 'm'));
+    });
+  }
 });
