@@ -257,12 +257,22 @@ const HIGH_WATER = 1 << 20;
 const HEARTBEAT_MS = 10_000;
 const LOW_WATER = 1 << 18;
 
+/** How long a bridge stopped by its owner waits for the client to answer its close frame. */
+const STOP_CLOSE_MS = 1_000;
+
 /**
  * Carries `con` over `ws` until either ends: input frames to the console, output to frames with
  * backpressure, then the exit status on channel 3 and a normal close. A client that leaves kills
- * the console. Resolves with the console's status.
+ * the console. `stop` aborted (the daemon is stopping): the client gets an InternalError status
+ * saying `stop.reason` and a 1001 close, and the console is killed. Resolves with the console's
+ * status once it has ended.
  */
-export function bridge(ws: WebSocket, con: Console, log: Logger): Promise<ExitStatus> {
+export function bridge(
+  ws: WebSocket,
+  con: Console,
+  log: Logger,
+  stop?: AbortSignal,
+): Promise<ExitStatus> {
   let paused = false;
   // input: a console that does not read makes the WebSocket stop reading (TCP then pushes back
   // to the client) rather than the broker buffer whatever the client sends
@@ -332,10 +342,29 @@ export function bridge(ws: WebSocket, con: Console, log: Logger): Promise<ExitSt
     clearInterval(heartbeat);
     con.kill();
   });
-  return con.done.then((status) => {
+  const onStop = (): void => {
+    if (ws.readyState === ws.OPEN) {
+      ws.send(encodeStatus({ kind: 'error', message: String(stop?.reason) }));
+      ws.close(1001);
+    }
+    con.kill();
+  };
+  if (stop?.aborted === true) onStop();
+  else stop?.addEventListener('abort', onStop, { once: true });
+  return con.done.then(async (status) => {
+    stop?.removeEventListener('abort', onStop);
     if (ws.readyState === ws.OPEN) {
       ws.send(encodeStatus(status));
       ws.close(1000);
+    } else if (stop?.aborted === true && ws.readyState !== ws.CLOSED) {
+      // the status and close frame must leave before the daemon destroys the socket
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, STOP_CLOSE_MS);
+        ws.once('close', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
     }
     return status;
   });

@@ -2,12 +2,15 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { rm, writeFile } from 'node:fs/promises';
 import { stat } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import http from 'node:http';
+import path from 'node:path';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import WebSocket from 'ws';
+import { createRunner } from '../../../shared/exec/index.ts';
 import { silentLogger } from '../../../shared/log/index.ts';
 import {
   createRuntimeClient,
@@ -26,6 +29,7 @@ import {
   tempDir,
 } from './helpers.ts';
 
+const checkout = path.resolve(import.meta.dirname, '../../..');
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;
 
@@ -328,4 +332,47 @@ describe('machinebroker', () => {
       assert.match(s.stdout(), new RegExp(`^${INPUT_BYTES}\\r?$`, 'm'));
     });
   }
+});
+
+describe('machinebroker stopping', () => {
+  it('ends open pipes sessions on SIGTERM with a status and leaves no process of theirs behind', async () => {
+    await sandboxDeps(); // builds the checkout's nsinit the daemon uses
+    const dir = await tempDir('broker-stop');
+    const marker = `sleep 95${process.pid % 1000}1`;
+    const config = path.join(dir, 'broker.toml');
+    const socket = path.join(dir, 'broker.sock');
+    await writeFile(
+      config,
+      `[runtime]\nsocket = ${JSON.stringify(socket)}\n` +
+        `[[machines]]\nid = "s"\nnamespace = "default"\nname = "s"\ntarget = { type = "sandbox", command = ["/bin/sh", "-c", "exec ${marker}"] }\n`,
+    );
+    const runner = createRunner({ log: silentLogger(), allow: [process.execPath] });
+    const daemon = runner.spawn(
+      [
+        process.execPath,
+        '--import',
+        'tsx',
+        path.join(checkout, 'daemons/machinebroker/main.ts'),
+      ].concat(['--config', config]),
+      { cwd: checkout, stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let stderr = '';
+    daemon.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
+    const exited = daemon.exited;
+    const client = createRuntimeClient(socket);
+    try {
+      await eventually(() => Promise.resolve(existsSync(socket)), 20_000, 'the broker socket');
+      const s = await openCollected(await client.exec('s', false));
+      await eventually(async () => (await pidsWith(marker)).length > 0, 10_000, 'the sleep');
+      daemon.kill('SIGTERM');
+      assert.deepEqual(await exited, { code: 0, signal: null }, stderr);
+      assert.deepEqual(await pidsWith(marker), []);
+      assert.deepEqual(await s.status, { kind: 'error', message: 'the runtime is stopping' });
+    } finally {
+      client.close();
+      daemon.kill('SIGKILL'); // a no-op once it has exited (node knows its child is gone)
+      for (const pid of await pidsWith(marker)) process.kill(pid, 'SIGKILL');
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });
