@@ -65,13 +65,14 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
     maxInFlight: config.streaming.max_in_flight,
     ...(deps.clock === undefined ? {} : { clock: deps.clock }),
   });
-  const { server, sessions } = createStreamingServer({
+  const streaming = createStreamingServer({
     store,
     machines: () => state.config.machines,
     sandbox: deps.sandbox,
     upstreamTls: () => state.upstreamTls,
     log,
   });
+  const { server, sessions } = streaming;
   const addr: AddressInfo = await listen(
     server,
     config.streaming.listen.host,
@@ -115,7 +116,9 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
             resolve();
           });
         }),
-        closeServer(server, sessions, graceMs),
+        closeServer(server, sessions, graceMs, () =>
+          streaming.endConsoles('the runtime is stopping'),
+        ),
       ]);
     },
   };

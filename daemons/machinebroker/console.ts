@@ -2,6 +2,7 @@
 // TTY) and a VM serial console on a unix socket; and the bridge that carries one of them over a
 // v5.channel.k8s.io WebSocket.
 import net from 'node:net';
+import type { Writable } from 'node:stream';
 import type { WebSocket } from 'ws';
 import type { Runner } from '../../shared/exec/types.ts';
 import type { Logger } from '../../shared/log/index.ts';
@@ -21,7 +22,11 @@ import {
 export interface Console {
   /** registers the receiver of output (channel 1 stdout or 2 stderr); call once, before input */
   onOutput(fn: (channel: 1 | 2, data: Buffer) => void): void;
-  write(data: Buffer): void;
+  /** false when the console's input buffer is full: send no more until onceInputDrained */
+  write(data: Buffer): boolean;
+  /** calls `fn` once (asynchronously) when the console has taken its buffered input, or can no
+   * longer take any (it ended) */
+  onceInputDrained(fn: () => void): void;
   /** stdin EOF */
   endInput(): void;
   resize(size: TermSize): void;
@@ -73,8 +78,9 @@ export async function openSandboxPty(
         fn(1, d);
       });
     },
-    write: (data) => {
-      p.write(data);
+    write: (data) => p.write(data),
+    onceInputDrained: (fn) => {
+      p.onceDrained(fn);
     },
     endInput() {
       // a terminal has no EOF of its own: the line discipline turns ^D into one
@@ -130,7 +136,12 @@ export function openSandboxPipes(
       });
     },
     write(data) {
-      if (!stdin.writableEnded) stdin.write(data);
+      // a closed stdin takes nothing more: dropped, as the command would have ignored it
+      if (stdin.writableEnded || stdin.destroyed) return true;
+      return stdin.write(data);
+    },
+    onceInputDrained: (fn) => {
+      onceWritable(stdin, fn);
     },
     endInput() {
       if (!stdin.writableEnded) stdin.end();
@@ -149,6 +160,21 @@ export function openSandboxPipes(
       if (!ended) child.kill('SIGKILL');
     },
   };
+}
+
+/** Calls `fn` once when `w` has drained its buffer or can no longer be written to. */
+function onceWritable(w: Writable, fn: () => void): void {
+  if (!w.writableNeedDrain || w.writableEnded || w.destroyed) {
+    setImmediate(fn);
+    return;
+  }
+  const done = (): void => {
+    w.off('drain', done);
+    w.off('close', done);
+    fn();
+  };
+  w.on('drain', done);
+  w.on('close', done);
 }
 
 function signalNumber(sig: NodeJS.Signals): number {
@@ -184,7 +210,11 @@ export function serialConsole(sock: net.Socket, path: string, log: Logger): Cons
       });
     },
     write(data) {
-      if (sock.writable) sock.write(data);
+      if (!sock.writable) return true;
+      return sock.write(data);
+    },
+    onceInputDrained: (fn) => {
+      onceWritable(sock, fn);
     },
     endInput() {
       // a serial line has no EOF: the session lasts until the client leaves
@@ -223,15 +253,46 @@ export function connectSerial(path: string, timeoutMs = 5_000): Promise<net.Sock
 }
 
 const HIGH_WATER = 1 << 20;
+/** while input is paused: how often the client is pinged to notice that it went away */
+const HEARTBEAT_MS = 10_000;
 const LOW_WATER = 1 << 18;
+
+/** How long a bridge stopped by its owner waits for the client to answer its close frame. */
+const STOP_CLOSE_MS = 1_000;
 
 /**
  * Carries `con` over `ws` until either ends: input frames to the console, output to frames with
  * backpressure, then the exit status on channel 3 and a normal close. A client that leaves kills
- * the console. Resolves with the console's status.
+ * the console. `stop` aborted (the daemon is stopping): the client gets an InternalError status
+ * saying `stop.reason` and a 1001 close, and the console is killed. Resolves with the console's
+ * status once it has ended.
  */
-export function bridge(ws: WebSocket, con: Console, log: Logger): Promise<ExitStatus> {
+export function bridge(
+  ws: WebSocket,
+  con: Console,
+  log: Logger,
+  stop?: AbortSignal,
+): Promise<ExitStatus> {
   let paused = false;
+  // input: a console that does not read makes the WebSocket stop reading (TCP then pushes back
+  // to the client) rather than the broker buffer whatever the client sends
+  let inputPaused = false;
+  let heartbeat: NodeJS.Timeout | undefined;
+  const pauseInput = (): void => {
+    if (inputPaused) return;
+    inputPaused = true;
+    ws.pause();
+    // a paused socket does not see the client leave; a ping to a peer that is gone fails and
+    // closes it, which kills the console as any client that leaves does
+    heartbeat = setInterval(() => {
+      if (ws.readyState === ws.OPEN) ws.ping();
+    }, HEARTBEAT_MS);
+    con.onceInputDrained(() => {
+      inputPaused = false;
+      clearInterval(heartbeat);
+      ws.resume();
+    });
+  };
   con.onOutput((channel, data) => {
     if (ws.readyState !== ws.OPEN) return;
     ws.send(encodeFrame(channel, data), (err) => {
@@ -256,7 +317,7 @@ export function bridge(ws: WebSocket, con: Console, log: Logger): Promise<ExitSt
     }
     switch (frame.channel) {
       case Channel.stdin:
-        con.write(frame.data);
+        if (!con.write(frame.data)) pauseInput();
         break;
       case Channel.resize:
         try {
@@ -278,12 +339,32 @@ export function bridge(ws: WebSocket, con: Console, log: Logger): Promise<ExitSt
     log.debug({ err: err.message }, 'exec websocket error');
   });
   ws.once('close', () => {
+    clearInterval(heartbeat);
     con.kill();
   });
-  return con.done.then((status) => {
+  const onStop = (): void => {
+    if (ws.readyState === ws.OPEN) {
+      ws.send(encodeStatus({ kind: 'error', message: String(stop?.reason) }));
+      ws.close(1001);
+    }
+    con.kill();
+  };
+  if (stop?.aborted === true) onStop();
+  else stop?.addEventListener('abort', onStop, { once: true });
+  return con.done.then(async (status) => {
+    stop?.removeEventListener('abort', onStop);
     if (ws.readyState === ws.OPEN) {
       ws.send(encodeStatus(status));
       ws.close(1000);
+    } else if (stop?.aborted === true && ws.readyState !== ws.CLOSED) {
+      // the status and close frame must leave before the daemon destroys the socket
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, STOP_CLOSE_MS);
+        ws.once('close', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
     }
     return status;
   });

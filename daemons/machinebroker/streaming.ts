@@ -46,9 +46,24 @@ const DEFAULT_SIZE = { cols: 80, rows: 24 };
 export function createStreamingServer(deps: StreamingDeps): {
   server: http.Server;
   sessions: SessionSet;
+  /** ends every open console session: InternalError status `reason` to its client, its console
+   * killed; resolves once they have all ended */
+  endConsoles(reason: string): Promise<void>;
 } {
   const log = deps.log.child({ component: 'streaming' });
   const sessions = new SessionSet();
+  const stopping = new AbortController();
+  const bridges = new Set<Promise<unknown>>();
+  /** bridge() with the server's stop signal, tracked until it ends */
+  const tracked = async (ws: WebSocket, con: Console, slog: Logger): Promise<void> => {
+    const p = bridge(ws, con, slog, stopping.signal);
+    bridges.add(p);
+    try {
+      await p;
+    } finally {
+      bridges.delete(p);
+    }
+  };
   const busySerial = new Set<string>();
   const wss = new WebSocketServer({
     noServer: true,
@@ -132,7 +147,7 @@ export function createStreamingServer(deps: StreamingDeps): {
           con.kill();
           return;
         }
-        await bridge(ws, con, slog);
+        await tracked(ws, con, slog);
         return;
       }
       case 'serial': {
@@ -159,7 +174,7 @@ export function createStreamingServer(deps: StreamingDeps): {
             sock.destroy();
             return;
           }
-          await bridge(ws, serialConsole(sock, target.socket, slog), slog);
+          await tracked(ws, serialConsole(sock, target.socket, slog), slog);
         } finally {
           busySerial.delete(target.socket);
         }
@@ -188,5 +203,12 @@ export function createStreamingServer(deps: StreamingDeps): {
     }
   }
 
-  return { server, sessions };
+  return {
+    server,
+    sessions,
+    async endConsoles(reason) {
+      stopping.abort(reason);
+      await Promise.allSettled([...bridges]);
+    },
+  };
 }

@@ -157,12 +157,15 @@ export class SessionSet {
 }
 
 /**
- * Stops accepting, waits up to `graceMs` for open sessions to end, then destroys what is left.
+ * Stops accepting, waits up to `graceMs` for open sessions to end, then has `endSessions` end
+ * them properly (a status to the client, the processes behind them killed and waited for) and
+ * destroys the sockets still left.
  */
 export async function closeServer(
   server: Server,
   sessions: SessionSet,
   graceMs: number,
+  endSessions?: () => Promise<void>,
 ): Promise<void> {
   const closed = new Promise<void>((resolve) =>
     server.close(() => {
@@ -174,6 +177,7 @@ export async function closeServer(
   while (sessions.size > 0 && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 50));
   }
+  if (endSessions !== undefined) await endSessions();
   sessions.destroyAll();
   server.closeAllConnections();
   await closed;

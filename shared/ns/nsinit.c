@@ -10,6 +10,10 @@
  * Exit status: the command's code, or 128+signal when a signal ended it; 127 when COMMAND could
  * not be executed; 125 when the init itself failed (usage, cgroup, loopback).
  * Status fd: one line, "exited N", "signaled N" or "failed <strerror>".
+ *
+ * File descriptors: the init keeps only 0-2 and the status fd, the command gets only 0-2. Whatever
+ * else the caller held (a daemon's PTY masters are not close-on-exec) must not reach a sandbox,
+ * where it would let one session read or type into another's terminal.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -19,8 +23,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -65,6 +72,44 @@ static void report(const char *fmt, const char *s, int n) {
   if (status_fd < 0) return;
   len = s != NULL ? snprintf(line, sizeof line, fmt, s) : snprintf(line, sizeof line, fmt, n);
   if (len > 0) write_all(status_fd, line, (size_t)len < sizeof line ? (size_t)len : sizeof line - 1);
+}
+
+/* Closes [lo, hi]; close_range(2) when the kernel has it (5.9), else one close per fd. */
+static void close_span(unsigned int lo, unsigned int hi) {
+  if (lo > hi) return;
+#ifdef SYS_close_range
+  if (syscall(SYS_close_range, lo, hi, 0) == 0) return;
+#endif
+  {
+    /* /proc/self/fd lists the open ones; without /proc, every number up to RLIMIT_NOFILE */
+    DIR *d = opendir("/proc/self/fd");
+    if (d != NULL) {
+      struct dirent *e;
+      int self = dirfd(d);
+      while ((e = readdir(d)) != NULL) {
+        char *end;
+        long fd = strtol(e->d_name, &end, 10);
+        if (*end != '\0' || e->d_name[0] == '\0' || fd == self) continue;
+        if ((unsigned long)fd >= lo && (unsigned long)fd <= hi) close((int)fd);
+      }
+      closedir(d);
+    } else {
+      struct rlimit rl;
+      unsigned long max = 65536, fd;
+      if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) max = rl.rlim_cur;
+      for (fd = lo; fd <= hi && fd < max; fd++) close((int)fd);
+    }
+  }
+}
+
+/* Closes every fd above 2 except `keep` (-1: none). */
+static void close_fds_except(int keep) {
+  if (keep < 3) {
+    close_span(3, ~0U);
+    return;
+  }
+  close_span(3, (unsigned int)keep - 1);
+  close_span((unsigned int)keep + 1, ~0U);
 }
 
 static void join_cgroup(const char *dir) {
@@ -125,6 +170,7 @@ int main(int argc, char **argv) {
     usage("unknown option");
   }
   if (i >= argc) usage("missing -- COMMAND");
+  close_fds_except(status_fd);
 
   if (cgroup != NULL) join_cgroup(cgroup);
   if (lo) loopback_up();
@@ -155,6 +201,8 @@ int main(int argc, char **argv) {
     sigemptyset(&empty);
     sigprocmask(SIG_SETMASK, &empty, NULL);
     close(errpipe[0]);
+    /* the status fd is the init's; errpipe[1] goes with the exec (close-on-exec) */
+    close_fds_except(errpipe[1]);
     execvp(argv[i], &argv[i]);
     err = errno;
     fprintf(stderr, "hostplane-nsinit: starting %s: %s\n", argv[i], strerror(err));

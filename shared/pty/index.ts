@@ -40,7 +40,12 @@ export interface SandboxPtyOptions {
 export interface SandboxPty {
   /** registers the receiver of output; output before the first call is kept */
   onData(fn: (data: Buffer) => void): void;
-  write(data: Buffer | string): void;
+  /** false once the input not yet taken by the terminal reaches its high-water mark: stop
+   * writing until onceDrained's callback */
+  write(data: Buffer | string): boolean;
+  /** calls `fn` once (asynchronously) when the pending input has fallen below the low-water
+   * mark or the terminal has ended */
+  onceDrained(fn: () => void): void;
   resize(size: TermSize): void;
   /** stop reading output (the reader is slow) until resume() */
   pause(): void;
@@ -89,6 +94,32 @@ export function sandboxPtyArgv(
   });
 }
 
+/** Input the PTY has not taken yet above which write() says stop, and below which it drains. */
+const INPUT_HIGH_WATER = 1 << 18;
+const INPUT_LOW_WATER = 1 << 16;
+/** How often pending input is looked at while a writer waits (node-pty has no drain event). */
+const DRAIN_POLL_MS = 10;
+
+/**
+ * node-pty 1.1's unix write queue (CustomWriteStream, not in its typings): what it has not yet
+ * written to the master. Its write() takes everything; this is how a caller sees the backlog.
+ */
+interface PtyWriteQueue {
+  _writeStream?: { _writeQueue?: readonly { buffer: Buffer; offset: number }[] };
+}
+
+/** Bytes written to `p` the PTY has not taken yet (0 when node-pty's internals change). */
+export function pendingInput(p: pty.IPty): number {
+  const queue = (p as unknown as PtyWriteQueue)._writeStream?._writeQueue;
+  if (queue === undefined) return 0;
+  let n = 0;
+  for (const t of queue) n += t.buffer.byteLength - t.offset;
+  return n;
+}
+
+/** How long kill() lets unshare exit by itself after its init got SIGKILL. */
+const KILL_BOUND_MS = 2_000;
+
 /** Starts a sandbox terminal; resolves once the namespace's init runs. */
 export async function startSandboxPty(
   deps: SandboxPtyDeps,
@@ -106,7 +137,11 @@ export async function startSandboxPty(
   });
   let sink: ((d: Buffer) => void) | undefined;
   const early: Buffer[] = [];
+  // once killed, output is read and dropped: unshare writes to the PTY when its child dies, and
+  // a master nobody reads leaves it blocked on a full output queue, never exiting
+  let killed = false;
   p.onData((d: string | Buffer) => {
+    if (killed) return;
     const b = typeof d === 'string' ? Buffer.from(d) : d;
     if (sink === undefined) early.push(b);
     else sink(b);
@@ -156,25 +191,49 @@ export async function startSandboxPty(
       for (const b of early.splice(0)) fn(b);
     },
     write(data) {
-      if (!ended) p.write(data); // node-pty writes Buffers as they are
+      if (ended) return true; // nobody to take it: dropped
+      p.write(data); // node-pty writes Buffers as they are
+      return pendingInput(p) < INPUT_HIGH_WATER;
+    },
+    onceDrained(fn) {
+      const check = (): void => {
+        if (ended || killed || pendingInput(p) < INPUT_LOW_WATER) fn();
+        else setTimeout(check, DRAIN_POLL_MS);
+      };
+      setTimeout(check, 0);
     },
     resize(s) {
       if (!ended) p.resize(s.cols, s.rows);
     },
     pause: () => {
-      p.pause();
+      if (!killed) p.pause();
     },
     resume: () => {
       p.resume();
     },
     done,
     async kill() {
+      if (!killed) {
+        killed = true;
+        early.length = 0;
+        p.resume();
+      }
+      if (ended) return;
       // SIGKILL to the namespace's init makes the kernel kill and reap everything in the
       // namespace before the init can be reaped; unshare, which waits for it, exits after that,
       // so `done` means the namespace is gone. (The init's PID cannot be reused while unshare
       // lives: it is unshare's child.) No init left: unshare itself.
-      if (!ended && (init === null || !signal(init))) signal(p.pid);
+      if (init === null || !signal(init)) signal(p.pid);
+      // unshare can still block on its way out (a write to a terminal stopped with ^S): its
+      // SIGKILL after a bound, which --kill-child passes on to an init still there
+      const timer = setTimeout(() => {
+        if (!ended) {
+          opts.log.warn({ pid: p.pid, ms: KILL_BOUND_MS }, 'unshare outlived its init: SIGKILL');
+          signal(p.pid);
+        }
+      }, KILL_BOUND_MS);
       await done;
+      clearTimeout(timer);
     },
     pids: init === null ? [p.pid] : [p.pid, init],
   };

@@ -1,9 +1,16 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { rm } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { stat } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import http from 'node:http';
+import path from 'node:path';
+import v8 from 'node:v8';
+import vm from 'node:vm';
+import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
+import WebSocket from 'ws';
+import { createRunner } from '../../../shared/exec/index.ts';
 import { silentLogger } from '../../../shared/log/index.ts';
 import {
   createRuntimeClient,
@@ -22,11 +29,17 @@ import {
   tempDir,
 } from './helpers.ts';
 
+const checkout = path.resolve(import.meta.dirname, '../../..');
+v8.setFlagsFromString('--expose-gc');
+const gc = vm.runInNewContext('gc') as () => void;
+
 describe('machinebroker', () => {
   let dir: string;
   let broker: Broker;
   let client: RuntimeClient;
   let now = 1_000_000;
+  const yesMarker = `yes-marker-${process.pid}`;
+  const INPUT_BYTES = 64 << 20;
 
   before(async () => {
     dir = await tempDir('broker');
@@ -34,7 +47,13 @@ describe('machinebroker', () => {
       dir,
       `[streaming]\ntoken_ttl = "1m"\nmax_in_flight = 50\n` +
         `[[machines]]\nid = "m1-id"\nnamespace = "default"\nname = "m1"\ntarget = { type = "sandbox" }\n` +
-        `[[machines]]\nid = "m2-id"\nnamespace = "other"\nname = "m2"\ntarget = { type = "sandbox", command = ["/bin/sh", "-c", "exit 7"] }\n`,
+        `[[machines]]\nid = "m2-id"\nnamespace = "other"\nname = "m2"\ntarget = { type = "sandbox", command = ["/bin/sh", "-c", "exit 7"] }\n` +
+        `[[machines]]\nid = "gate-id"\nnamespace = "default"\nname = "gate"\ntarget = { type = "sandbox", command = ["/bin/sh", "-c", ${JSON.stringify(
+          // reads nothing until the test creates the gate file, then counts its input
+          `if [ -t 0 ]; then stty raw -echo; fi; echo READY; ` +
+            `while [ ! -e ${dir}/gate ]; do sleep 0.05; done; head -c ${INPUT_BYTES} | wc -c`,
+        )}] }\n` +
+        `[[machines]]\nid = "yes-id"\nnamespace = "default"\nname = "yes"\ntarget = { type = "sandbox", command = ["/bin/sh", "-c", "exec yes ${yesMarker}"] }\n`,
     );
     broker = await startBroker(config, {
       log: silentLogger(),
@@ -45,6 +64,8 @@ describe('machinebroker', () => {
   });
 
   after(async () => {
+    // what a failed test left behind (processes of our own sessions only)
+    for (const pid of await pidsWith(yesMarker)) process.kill(pid, 'SIGKILL');
     client.close();
     await broker.close(100);
     await rm(dir, { recursive: true, force: true });
@@ -58,7 +79,12 @@ describe('machinebroker', () => {
 
   it('lists machines with their namespace and name labels, filtered by selector', async () => {
     const all = await client.listMachines({});
-    assert.deepEqual(all.map((m) => m.metadata?.id).sort(), ['m1-id', 'm2-id']);
+    assert.deepEqual(all.map((m) => m.metadata?.id).sort(), [
+      'gate-id',
+      'm1-id',
+      'm2-id',
+      'yes-id',
+    ]);
     const one = await client.listMachines({ [NAMESPACE_LABEL]: 'other', [NAME_LABEL]: 'm2' });
     assert.deepEqual(
       one.map((m) => m.metadata?.id),
@@ -221,5 +247,142 @@ describe('machinebroker', () => {
     await eventually(async () => (await pidsWith(marker)).length > 0, 10_000, 'the sleep to start');
     s.session.close();
     await eventually(async () => (await pidsWith(marker)).length === 0, 10_000, 'the sleep to end');
+  });
+
+  it('ends a TTY sandbox whose slow client went away, unshare included', async () => {
+    // the client stops reading, so the broker stops reading the PTY; then it leaves
+    for (let i = 0; i < 3; i++) {
+      const url = (await client.exec('yes-id', true)).replace(/^http:/, 'ws:');
+      const ws = new WebSocket(url, ['v5.channel.k8s.io']);
+      await new Promise((resolve, reject) => {
+        ws.once('open', resolve).once('error', reject);
+      });
+      ws.pause();
+      await sleep(300);
+      ws.terminate();
+    }
+    await eventually(
+      async () => (await pidsWith(yesMarker)).length === 0,
+      10_000,
+      'every process of the sessions (unshare included) to end',
+    );
+    await eventually(
+      () => Promise.resolve(broker.sessionCount() === 0),
+      5_000,
+      'the sessions to close',
+    );
+  });
+
+  it("gives a sandbox no fd above 2 of the broker's, such as an open TTY session's PTY master", async () => {
+    const tty = await openCollected(await client.exec('m1-id', true));
+    tty.session.write('echo READY\n');
+    await tty.waitFor('READY');
+    const s = await openCollected(await client.exec('m1-id', false));
+    s.session.write('exec ls -l /proc/self/fd\n');
+    s.session.closeStdin();
+    assert.deepEqual(await s.status, { kind: 'exited', code: 0 });
+    tty.session.close();
+    // ls's own directory fd is the one allowed above 2
+    const fds = s
+      .stdout()
+      .split('\n')
+      .map((l) => /(\d+) -> (.*)$/.exec(l))
+      .filter((m) => m !== null)
+      .map((m) => `${m[1]} -> ${m[2]}`.replace(/\/proc\/\d+\//, '/proc/PID/'));
+    assert.deepEqual(
+      fds.filter((f) => !/^[012] -> /.test(f)),
+      ['3 -> /proc/PID/fd'],
+      s.stdout(),
+    );
+  });
+
+  for (const tty of [false, true]) {
+    it(`stops reading a client whose ${tty ? 'TTY' : 'pipes'} console takes no input, and goes on once it does`, async () => {
+      await rm(`${dir}/gate`, { force: true });
+      const s = await openCollected(await client.exec('gate-id', tty));
+      await s.waitFor('READY');
+      const memory = (): number =>
+        process.memoryUsage().external + process.memoryUsage().arrayBuffers;
+      gc();
+      const before = memory();
+      let grown = 0;
+      const chunk = Buffer.alloc(256 << 10, 0x61);
+      let sent = 0;
+      let accepted = 0; // what the client got rid of while the console did not read
+      let lastProgress = Date.now();
+      let lastBuffered = 0;
+      while (sent < INPUT_BYTES) {
+        s.session.write(chunk);
+        sent += chunk.length;
+        while (s.session.bufferedAmount() > 4 << 20) {
+          await sleep(10);
+          const buffered = s.session.bufferedAmount();
+          if (buffered < lastBuffered) lastProgress = Date.now();
+          lastBuffered = buffered;
+          if (accepted === 0 && Date.now() - lastProgress > 1_000) {
+            // stalled: the broker pushes back; now let the console read
+            accepted = sent - buffered;
+            gc(); // what is left is what someone holds, not garbage
+            grown = memory() - before;
+            await writeFile(`${dir}/gate`, '');
+          }
+        }
+      }
+      s.session.closeStdin();
+      if (accepted === 0) await writeFile(`${dir}/gate`, '');
+      assert.deepEqual(await s.status, { kind: 'exited', code: 0 });
+      assert.ok(
+        accepted > 0 && accepted < 32 << 20,
+        `the client got rid of ${accepted} of ${sent} bytes while the console read nothing`,
+      );
+      assert.ok(
+        grown < 24 << 20,
+        `memory grew by ${grown} bytes while ${accepted} bytes of input were unread`,
+      );
+      assert.match(s.stdout(), new RegExp(`^${INPUT_BYTES}\\r?$`, 'm'));
+    });
+  }
+});
+
+describe('machinebroker stopping', () => {
+  it('ends open pipes sessions on SIGTERM with a status and leaves no process of theirs behind', async () => {
+    await sandboxDeps(); // builds the checkout's nsinit the daemon uses
+    const dir = await tempDir('broker-stop');
+    const marker = `sleep 95${process.pid % 1000}1`;
+    const config = path.join(dir, 'broker.toml');
+    const socket = path.join(dir, 'broker.sock');
+    await writeFile(
+      config,
+      `[runtime]\nsocket = ${JSON.stringify(socket)}\n` +
+        `[[machines]]\nid = "s"\nnamespace = "default"\nname = "s"\ntarget = { type = "sandbox", command = ["/bin/sh", "-c", "exec ${marker}"] }\n`,
+    );
+    const runner = createRunner({ log: silentLogger(), allow: [process.execPath] });
+    const daemon = runner.spawn(
+      [
+        process.execPath,
+        '--import',
+        'tsx',
+        path.join(checkout, 'daemons/machinebroker/main.ts'),
+      ].concat(['--config', config]),
+      { cwd: checkout, stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let stderr = '';
+    daemon.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
+    const exited = daemon.exited;
+    const client = createRuntimeClient(socket);
+    try {
+      await eventually(() => Promise.resolve(existsSync(socket)), 20_000, 'the broker socket');
+      const s = await openCollected(await client.exec('s', false));
+      await eventually(async () => (await pidsWith(marker)).length > 0, 10_000, 'the sleep');
+      daemon.kill('SIGTERM');
+      assert.deepEqual(await exited, { code: 0, signal: null }, stderr);
+      assert.deepEqual(await pidsWith(marker), []);
+      assert.deepEqual(await s.status, { kind: 'error', message: 'the runtime is stopping' });
+    } finally {
+      client.close();
+      daemon.kill('SIGKILL'); // a no-op once it has exited (node knows its child is gone)
+      for (const pid of await pidsWith(marker)) process.kill(pid, 'SIGKILL');
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -203,4 +203,25 @@ describe('hostplane-nsinit under unshare', { skip: root ? false : 'needs root' }
     );
     assert.equal(r.stdout, 'no\n');
   });
+
+  it('closes every fd above 2 the caller passed, keeping only its status fd for itself', async () => {
+    // fd 3: the status fd; fd 4: one more inherited pipe, like a daemon's PTY master
+    const argv = isolatedArgv({
+      unshare,
+      init,
+      pid: true,
+      mount: true,
+      net: true,
+      statusFd: 3,
+      command: BASH,
+      args: ['-c', `echo init: $(${LS} /proc/1/fd); exec ${LS} /proc/self/fd`],
+    });
+    const r = await finish(
+      runner.spawn(argv, { stdio: ['ignore', 'pipe', 'pipe'], extraPipes: 2 }),
+    );
+    assert.equal(r.code, 0, r.stderr);
+    // ls's own directory fd is 3
+    assert.equal(r.stdout, 'init: 0 1 2 3\n0\n1\n2\n3\n');
+    assert.equal(r.status, 'exited 0\n');
+  });
 });
