@@ -26,7 +26,7 @@ export interface Broker {
   readonly store: TokenStore<PendingExec>;
   /** open streaming sessions */
   sessionCount(): number;
-  /** new machines (and their TLS files) for sessions from now on */
+  /** new machines (and their TLS files) for sessions from now on; throws, changing nothing, when [runtime], [streaming] or [sandbox] changed (they take a restart) */
   reload(next: BrokerConfig): Promise<void>;
   /** stops both listeners, ends sessions still open after `graceMs` */
   close(graceMs?: number): Promise<void>;
@@ -105,8 +105,18 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
     store,
     sessionCount: () => sessions.size,
     async reload(next) {
+      // the listeners, the token store and the sandbox binaries are set up once
+      const fixed = (['runtime', 'streaming', 'sandbox'] as const).filter(
+        (k) => JSON.stringify(next[k]) !== JSON.stringify(config[k]),
+      );
+      if (fixed.length > 0) {
+        throw new Error(
+          `applying the new configuration: [${fixed.join('], [')}] changed, which takes a restart ` +
+            '(systemctl restart machinebroker); nothing was changed',
+        );
+      }
       const upstreamTls = await loadUpstreamTls(next);
-      state.config = { ...next, runtime: config.runtime, streaming: config.streaming };
+      state.config = next;
       state.upstreamTls = upstreamTls;
     },
     async close(graceMs = 5_000) {

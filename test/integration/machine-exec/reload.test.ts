@@ -1,4 +1,5 @@
-// machinepoollet reload: a changed runtime socket is followed, also back to the first one.
+// Reload: machinepoollet follows a changed runtime socket, also back to the first one;
+// machinebroker takes new machines and refuses, changing nothing, what needs a restart.
 import assert from 'node:assert/strict';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
@@ -8,6 +9,7 @@ import { startBroker, type Broker } from '../../../daemons/machinebroker/broker.
 import { configSchema, type PoolletConfig } from '../../../daemons/machinepoollet/config.ts';
 import { startPoollet, type Poollet } from '../../../daemons/machinepoollet/server.ts';
 import { parseConfig } from '../../../shared/config/index.ts';
+import { createRuntimeClient } from '../../../shared/stream/iri.ts';
 import { silentLogger } from '../../../shared/log/index.ts';
 import { ExecRefusedError } from '../../../shared/stream/client.ts';
 import { brokerConfig, openCollected, sandboxDeps, tempDir } from './helpers.ts';
@@ -83,5 +85,34 @@ describe('machinepoollet reload', () => {
     assert.deepEqual([await exec('only-a'), await exec('only-b')], ['ok', 404], 'back on A');
     await poollet.reload(config(a, '7s')); // a new timeout alone: a new client, same runtime
     assert.equal(await exec('only-a'), 'ok');
+  });
+});
+
+describe('machinebroker reload', () => {
+  it('takes new machines and refuses a changed [streaming] as a whole', async () => {
+    const dir = await tempDir('broker-reload');
+    const machine = (id: string) =>
+      `[[machines]]\nid = "${id}"\nnamespace = "default"\nname = "${id}"\ntarget = { type = "sandbox" }\n`;
+    const broker = await startBroker(brokerConfig(dir, machine('m1')), {
+      log: silentLogger(),
+      sandbox: await sandboxDeps(),
+    });
+    const runtime = createRuntimeClient(broker.socketPath);
+    const ids = async () => (await runtime.listMachines({})).map((m) => m.metadata?.id).sort();
+    try {
+      await assert.rejects(
+        broker.reload(
+          brokerConfig(dir, `[streaming]\ntoken_ttl = "5m"\n` + machine('m1') + machine('m2')),
+        ),
+        /\[streaming\] changed, which takes a restart/,
+      );
+      assert.deepEqual(await ids(), ['m1'], 'nothing was changed');
+      await broker.reload(brokerConfig(dir, machine('m1') + machine('m2')));
+      assert.deepEqual(await ids(), ['m1', 'm2']);
+    } finally {
+      runtime.close();
+      await broker.close(100);
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
