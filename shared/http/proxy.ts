@@ -23,6 +23,8 @@ export interface Upstream {
   headers?: Readonly<Record<string, string>>;
   /** give up when the upstream has not answered the upgrade within this; default 10 s. */
   timeoutMs?: number;
+  /** once one side closed, cut the other when its pending output drains nothing for this long. */
+  drainIdleMs?: number;
 }
 
 /** How a proxied session went. */
@@ -47,6 +49,8 @@ const HOP_BY_HOP = new Set([
 // Response headers worth relaying on a refused upgrade.
 const RELAYED = ['content-type', 'retry-after', 'www-authenticate'];
 const MAX_ERROR_BODY = 64 * 1024;
+// What a hop keeps of a client's bytes sent before the upstream's answer; then it stops reading.
+const MAX_EARLY_DATA = 64 * 1024;
 
 /**
  * Forwards the upgrade request `req` (whose socket is `client`, with `head` already read) to
@@ -93,6 +97,7 @@ export function proxyUpgrade(
       };
       return tls.connect(tlsOptions);
     };
+    let conn: Socket | undefined;
     const options: https.RequestOptions = {
       method: req.method ?? 'GET',
       hostname,
@@ -100,34 +105,59 @@ export function proxyUpgrade(
       path: up.url.pathname + up.url.search,
       headers,
       // a connection of its own, never pooled (no agent is used with createConnection)
-      createConnection: () => reads.attach(connect()),
+      createConnection: () => (conn = reads.attach(connect())),
     };
-    const proxyReq = (secure ? https : http).request(options);
     const target = `${up.url.protocol}//${up.url.host}`;
-
     const fail = (error: HttpError): void => {
       log.warn({ upstream: target, status: error.status, err: error.message }, 'exec proxy failed');
       sendSocketError(client, error);
       finish({ kind: 'failed', error });
     };
+    let proxyReq: http.ClientRequest;
+    try {
+      proxyReq = (secure ? https : http).request(options);
+    } catch (err) {
+      // refused before anything was sent: a header value outside Latin-1 (ERR_INVALID_CHAR), say
+      const message = err instanceof Error ? err.message : String(err);
+      fail(
+        new HttpError('InternalError', `proxying exec to ${target}: ${message}`, { cause: err }),
+      );
+      return;
+    }
+    // the deadline covers a refusal's body too: an upstream that stalls after its headers must
+    // not hold the client
+    const timeoutMs = up.timeoutMs ?? 10_000;
     const timer = setTimeout(() => {
       proxyReq.destroy();
       fail(
         new HttpError(
           'GatewayTimeout',
-          `proxying exec to ${target}: no answer within ${up.timeoutMs ?? 10_000} ms`,
+          `proxying exec to ${target}: no complete answer within ${timeoutMs} ms`,
         ),
       );
-    }, up.timeoutMs ?? 10_000);
+    }, timeoutMs);
 
-    // the client may leave before the upstream answers
+    // the client may leave before the upstream's answer is complete; the upstream connection goes
+    // too (a refusal's as well: the request lets go of it once the response is read)
     const onClientGone = (): void => {
       clearTimeout(timer);
       proxyReq.destroy();
+      conn?.destroy();
+      client.destroy();
       finish({ kind: 'failed', error: new HttpError('BadRequest', 'client went away') });
     };
     client.on('error', onClientGone);
     client.once('close', onClientGone);
+    // only a socket that is read shows its peer's leaving ('end'); a WebSocket client sends
+    // nothing before the 101, but what comes anyway goes upstream after `head`
+    const early: Buffer[] = [];
+    let earlySize = 0;
+    const keepEarly = (c: Buffer): void => {
+      early.push(c);
+      if ((earlySize += c.length) >= MAX_EARLY_DATA) client.pause();
+    };
+    client.on('data', keepEarly);
+    client.once('end', onClientGone);
 
     proxyReq.on('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);
@@ -140,9 +170,9 @@ export function proxyUpgrade(
       );
     });
 
+    // a refusal: relayed once its body is complete; the client's close still ends the upstream
+    // connection (and an early one, the wait)
     proxyReq.on('response', (res) => {
-      clearTimeout(timer);
-      client.off('close', onClientGone);
       const chunks: Buffer[] = [];
       let size = 0;
       res.on('data', (c: Buffer) => {
@@ -151,12 +181,24 @@ export function proxyUpgrade(
       });
       res.on('error', () => res.destroy());
       res.on('close', () => {
+        clearTimeout(timer);
+        conn?.destroy();
+        if (settled) return; // timed out, or the client left
+        const status = res.statusCode ?? 502;
+        if (!res.complete) {
+          fail(
+            new HttpError(
+              'BadGateway',
+              `proxying exec to ${target}: connection closed in the middle of a ${status} answer`,
+            ),
+          );
+          return;
+        }
         const relay: Record<string, string> = {};
         for (const h of RELAYED) {
           const v = res.headers[h];
           if (typeof v === 'string') relay[h] = v;
         }
-        const status = res.statusCode ?? 502;
         writeRawResponse(client, status, relay, Buffer.concat(chunks).subarray(0, MAX_ERROR_BODY));
         finish({ kind: 'refused', status });
       });
@@ -166,6 +208,9 @@ export function proxyUpgrade(
       clearTimeout(timer);
       client.off('close', onClientGone);
       client.off('error', onClientGone);
+      client.off('end', onClientGone);
+      // splice takes over the client's reads in this same turn, so no chunk goes unread
+      client.off('data', keepEarly);
       if (client.destroyed) {
         upstream.destroy();
         finish({ kind: 'failed', error: new HttpError('BadRequest', 'client went away') });
@@ -178,9 +223,18 @@ export function proxyUpgrade(
       client.write(lines.join('\r\n') + '\r\n\r\n');
       if (upHead.length > 0) client.write(upHead);
       if (head.length > 0) upstream.write(head);
-      splice(client, upstream, reads, (bytesUp, bytesDown) => {
-        finish({ kind: 'upgraded', bytesUp, bytesDown });
-      });
+      for (const c of early) upstream.write(c);
+      splice(
+        client,
+        upstream,
+        reads,
+        up.drainIdleMs ?? SPLICE_DRAIN_IDLE_MS,
+        (bytesUp, bytesDown) => {
+          finish({ kind: 'upgraded', bytesUp, bytesDown });
+        },
+      );
+      // paused by keepEarly when the client sent much before the 101
+      if (client.isPaused()) client.resume();
     });
 
     proxyReq.end();
@@ -386,6 +440,11 @@ function forward(from: Duplex, to: Duplex, count: (n: number) => void): void {
   });
 }
 
+/** How long a side's pending output may go without draining, once its peer closed, before the hop gives up on the reader. */
+export const SPLICE_DRAIN_IDLE_MS = 30_000;
+/** How long a side may stay open once everything was written to it and its write side ended. */
+export const SPLICE_CLOSE_GRACE_MS = 5_000;
+
 /**
  * Forwards the client and the upstream into each other: the client's side with forward, the
  * upstream's with its UpstreamReads. A close on one side ends the other once its pending writes
@@ -395,6 +454,7 @@ function splice(
   client: Duplex,
   upstream: Socket,
   reads: UpstreamReads,
+  drainIdleMs: number,
   done: (up: number, down: number) => void,
 ): void {
   for (const s of [client, upstream]) {
@@ -412,9 +472,10 @@ function splice(
       done(up, down);
       return;
     }
-    other.end();
-    // a peer that never closes its side must not hold the socket forever
-    setTimeout(() => other.destroy(), 5_000).unref();
+    // nothing more will be written to the side that closed: what it sent is not needed, and
+    // unread input would make the kernel reset the connection when the other side goes
+    if (other.isPaused()) other.resume();
+    endAfterDrain(other, drainIdleMs);
   };
   const onError = (): void => {
     client.destroy();
@@ -424,4 +485,35 @@ function splice(
   upstream.on('error', onError);
   client.once('close', onClose(upstream));
   upstream.once('close', onClose(client));
+}
+
+/**
+ * Ends `s` after its pending writes and closes it once they are out: a slow reader gets
+ * everything as long as it keeps reading (the tail carries the exit status); one that reads
+ * nothing for `idleMs`, or a peer that keeps its side open CLOSE_GRACE after the end, is cut.
+ * Progress shows as `writableLength` shrinking, one completed write (up to a batch) at a time.
+ */
+function endAfterDrain(s: Duplex, idleMs: number): void {
+  if (!s.writableEnded) s.end();
+  const step = Math.max(1, Math.min(1_000, idleMs / 4));
+  let pending = s.writableLength;
+  let idle = 0;
+  const check = setInterval(() => {
+    if (s.destroyed || s.writableFinished) {
+      clearInterval(check);
+      return;
+    }
+    if (s.writableLength < pending) {
+      pending = s.writableLength;
+      idle = 0;
+    } else if ((idle += step) >= idleMs) {
+      clearInterval(check);
+      s.destroy();
+    }
+  }, step).unref();
+  const grace = (): void => {
+    setTimeout(() => s.destroy(), SPLICE_CLOSE_GRACE_MS).unref();
+  };
+  if (s.writableFinished) grace();
+  else s.once('finish', grace);
 }
