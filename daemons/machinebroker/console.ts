@@ -17,6 +17,7 @@ import {
   type ExitStatus,
   type TermSize,
 } from '../../shared/stream/index.ts';
+import { inputGate } from '../../shared/stream/input.ts';
 
 /** A running console, whatever is behind it. */
 export interface Console {
@@ -253,8 +254,6 @@ export function connectSerial(path: string, timeoutMs = 5_000): Promise<net.Sock
 }
 
 const HIGH_WATER = 1 << 20;
-/** while input is paused: how often the client is pinged to notice that it went away */
-const HEARTBEAT_MS = 10_000;
 const LOW_WATER = 1 << 18;
 
 /** How long a bridge stopped by its owner waits for the client to answer its close frame. */
@@ -274,25 +273,7 @@ export function bridge(
   stop?: AbortSignal,
 ): Promise<ExitStatus> {
   let paused = false;
-  // input: a console that does not read makes the WebSocket stop reading (TCP then pushes back
-  // to the client) rather than the broker buffer whatever the client sends
-  let inputPaused = false;
-  let heartbeat: NodeJS.Timeout | undefined;
-  const pauseInput = (): void => {
-    if (inputPaused) return;
-    inputPaused = true;
-    ws.pause();
-    // a paused socket does not see the client leave; a ping to a peer that is gone fails and
-    // closes it, which kills the console as any client that leaves does
-    heartbeat = setInterval(() => {
-      if (ws.readyState === ws.OPEN) ws.ping();
-    }, HEARTBEAT_MS);
-    con.onceInputDrained(() => {
-      inputPaused = false;
-      clearInterval(heartbeat);
-      ws.resume();
-    });
-  };
+  const input = inputGate(ws);
   con.onOutput((channel, data) => {
     if (ws.readyState !== ws.OPEN) return;
     ws.send(encodeFrame(channel, data), (err) => {
@@ -317,7 +298,11 @@ export function bridge(
     }
     switch (frame.channel) {
       case Channel.stdin:
-        if (!con.write(frame.data)) pauseInput();
+        if (!con.write(frame.data)) {
+          input.pause((fn) => {
+            con.onceInputDrained(fn);
+          });
+        }
         break;
       case Channel.resize:
         try {
@@ -339,7 +324,7 @@ export function bridge(
     log.debug({ err: err.message }, 'exec websocket error');
   });
   ws.once('close', () => {
-    clearInterval(heartbeat);
+    input.close();
     con.kill();
   });
   const onStop = (): void => {

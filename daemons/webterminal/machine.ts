@@ -14,6 +14,11 @@ import type { TermSize } from '../../shared/stream/index.ts';
 import type { TargetConfig } from './config.ts';
 import type { TerminalConsole } from './sandbox.ts';
 
+/** Keystrokes the exec session may hold unsent before the browser's socket is paused, and the
+ * level at which it reads again. */
+const INPUT_HIGH_WATER = 1 << 20;
+const INPUT_LOW_WATER = 1 << 18;
+
 export type MachineTargetConfig = Extract<TargetConfig, { type: 'machine' }>;
 
 /** Subject OU that names the session a certificate was minted for (an OU, so never a group). */
@@ -107,8 +112,9 @@ export async function startMachine(
       sink = fn;
       for (const b of early.splice(0)) fn(b);
     },
-    write: (d) => {
-      exec.write(d);
+    write: (d) => exec.write(d, INPUT_HIGH_WATER),
+    onceInputDrained: (fn) => {
+      exec.onDrain(INPUT_LOW_WATER, fn);
     },
     resize: (s) => {
       exec.resize(s);

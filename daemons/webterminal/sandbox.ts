@@ -15,7 +15,10 @@ import type { SessionLimits, TargetLimits } from './config.ts';
 export interface TerminalConsole {
   /** registers the receiver of output; output before the first call is kept */
   onOutput(fn: (data: Buffer) => void): void;
-  write(data: Buffer): void;
+  /** false when its input buffer is full: send no more until onceInputDrained */
+  write(data: Buffer): boolean;
+  /** calls `fn` once (asynchronously) when it has taken its buffered input, or ended */
+  onceInputDrained(fn: () => void): void;
   resize(size: TermSize): void;
   pause(): void;
   resume(): void;
@@ -121,8 +124,9 @@ export async function startSandbox(
     onOutput: (fn) => {
       pty.onData(fn);
     },
-    write: (data) => {
-      pty.write(data);
+    write: (data) => pty.write(data),
+    onceInputDrained: (fn) => {
+      pty.onceDrained(fn);
     },
     resize: (s) => {
       pty.resize(s);

@@ -29,6 +29,7 @@ import {
   V5_PROTOCOL,
   type Clock,
 } from '../../shared/stream/index.ts';
+import { inputGate } from '../../shared/stream/input.ts';
 import { Authenticator, COOKIE_NAME, type Caller } from './auth.ts';
 import { restartOnlyChanges, type WebterminalConfig } from './config.ts';
 import { mayUseTarget, SessionManager, type Attachment, type StartTarget } from './sessions.ts';
@@ -398,6 +399,7 @@ export async function startWebterminal(
         },
       };
       const detach = s.attach(a);
+      const input = inputGate(ws);
       log.info({ session: s.id, user: caller.user, readOnly: grant.readOnly }, 'attached');
       ws.on('message', (msg: Buffer) => {
         let f;
@@ -406,8 +408,13 @@ export async function startWebterminal(
         } catch {
           return;
         }
-        if (f.channel === Channel.stdin) s.input(a, f.data);
-        else if (f.channel === Channel.resize) {
+        if (f.channel === Channel.stdin) {
+          if (!s.input(a, f.data)) {
+            input.pause((fn) => {
+              s.onceInputDrained(fn);
+            });
+          }
+        } else if (f.channel === Channel.resize) {
           try {
             s.resize(a, parseResize(f.data));
           } catch {
@@ -417,6 +424,7 @@ export async function startWebterminal(
       });
       ws.on('error', () => undefined);
       ws.once('close', () => {
+        input.close();
         detach();
         log.info({ session: s.id, user: caller.user }, 'detached');
       });

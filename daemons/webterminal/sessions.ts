@@ -139,9 +139,16 @@ export class Session {
     };
   }
 
-  /** Input from a writer. */
-  input(a: Attachment, data: Buffer): void {
-    if (!a.readOnly) this.console?.write(data);
+  /** Input from a writer; false when the console takes no more for now (see onceInputDrained). */
+  input(a: Attachment, data: Buffer): boolean {
+    if (a.readOnly || this.console === undefined) return true;
+    return this.console.write(data);
+  }
+
+  /** Calls `fn` once the console has taken its buffered input (at once without a console). */
+  onceInputDrained(fn: () => void): void {
+    if (this.console === undefined) setImmediate(fn);
+    else this.console.onceInputDrained(fn);
   }
 
   resize(a: Attachment, size: TermSize): void {
