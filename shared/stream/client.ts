@@ -37,7 +37,10 @@ export interface ConnectOptions {
   onOutput: (channel: 1 | 2, data: Buffer) => void;
   /** connect and handshake within this; default 15 s */
   timeoutMs?: number;
-  /** close() ends the socket outright when the peer has not finished the close handshake by then; default 1 s */
+  /**
+   * close() ends the socket outright when the peer has not finished the close handshake by then;
+   * a peer that sent the status and does not close is closed after it too. Default 1 s.
+   */
   closeGraceMs?: number;
 }
 
@@ -131,6 +134,16 @@ export function connectExec(url: string | URL, opts: ConnectOptions): Promise<Ex
         return;
       }
       let gotStatus: ExitStatus | undefined;
+      let closeTimer: NodeJS.Timeout | undefined;
+      let statusTimer: NodeJS.Timeout | undefined;
+      const grace = opts.closeGraceMs ?? 1000;
+      const close = (): void => {
+        if (ws.readyState === WebSocket.CLOSED || closeTimer !== undefined) return;
+        ws.close(1000);
+        closeTimer = setTimeout(() => {
+          ws.terminate();
+        }, grace);
+      };
       const status = new Promise<ExitStatus>((done) => {
         ws.on('message', (msg: Buffer) => {
           let f;
@@ -150,6 +163,8 @@ export function connectExec(url: string | URL, opts: ConnectOptions): Promise<Ex
                 message: `exec session sent an unreadable status: ${(err as Error).message}`,
               };
             }
+            // the status is the last frame: a peer that does not close after it is closed
+            statusTimer ??= setTimeout(close, grace);
           }
         });
         ws.on('error', () => undefined);
@@ -176,9 +191,9 @@ export function connectExec(url: string | URL, opts: ConnectOptions): Promise<Ex
       const send = (b: Buffer): void => {
         if (ws.readyState === WebSocket.OPEN) ws.send(b, checkDrain);
       };
-      let closeTimer: NodeJS.Timeout | undefined;
       ws.once('close', () => {
         clearTimeout(closeTimer);
+        clearTimeout(statusTimer);
       });
       resolve({
         write: (d, highWaterMark = Infinity) => {
@@ -206,13 +221,7 @@ export function connectExec(url: string | URL, opts: ConnectOptions): Promise<Ex
         get paused() {
           return ws.isPaused;
         },
-        close: () => {
-          if (ws.readyState === WebSocket.CLOSED || closeTimer !== undefined) return;
-          ws.close(1000);
-          closeTimer = setTimeout(() => {
-            ws.terminate();
-          }, opts.closeGraceMs ?? 1000);
-        },
+        close,
       });
     });
   });

@@ -46,6 +46,13 @@ describe('machine-exec CLI against a misbehaving exec-gateway', () => {
           ws.close(1000);
         },
       },
+      // the status, then neither a close nor anything else
+      statusnoclose: {
+        session: (ws) => {
+          ws.send(encodeFrame(Channel.stdout, 'done\n'));
+          ws.send(encodeStatus({ kind: 'exited', code: 3 }));
+        },
+      },
       code256: {
         session: (ws) => {
           ws.send(encodeStatus({ kind: 'exited', code: 256 }));
@@ -134,6 +141,18 @@ describe('machine-exec CLI against a misbehaving exec-gateway', () => {
     assert.equal(await runCli(['badstatus/m1'], t.io), 1);
     assert.equal(t.out(), 'x\n');
     assert.match(t.err(), /^machine-exec: exec session sent an unreadable status: .*not JSON\n$/);
+  });
+
+  it('ends with the status a peer sent even when the peer never closes', async () => {
+    const t = io();
+    t.stdin.end();
+    const code = await within(
+      runCli(['statusnoclose/m1'], t.io),
+      5_000,
+      'the exit after the status',
+    );
+    assert.equal(code, 3);
+    assert.equal(t.out(), 'done\n');
   });
 
   it('exits 1 when the session reports an exit code outside 0–255', async () => {
