@@ -16,6 +16,26 @@ function envOf(chain: Chain): Record<string, string> {
   return { MACHINE_EXEC_GATEWAY: chain.gatewayUrl, MACHINE_EXEC_CREDS: chain.credsDir };
 }
 
+/** `script` run by /bin/sh under a 100x40 PTY, with the chain's gateway and credentials. */
+function inPty(chain: Chain, script: string) {
+  const p = pty.spawn('/bin/sh', ['-c', script], {
+    cols: 100,
+    rows: 40,
+    cwd: checkout,
+    env: { ...process.env, ...envOf(chain) },
+  });
+  let out = '';
+  p.onData((d) => {
+    out += d;
+  });
+  const exited = new Promise<number>((r) =>
+    p.onExit(({ exitCode }) => {
+      r(exitCode);
+    }),
+  );
+  return { p, out: () => out, exited };
+}
+
 function io(chain: Chain, terminal?: CliIo['terminal']) {
   const stdin = new PassThrough();
   const stdout = new PassThrough();
@@ -24,13 +44,12 @@ function io(chain: Chain, terminal?: CliIo['terminal']) {
   let err = '';
   stdout.on('data', (c: Buffer) => (out += c.toString()));
   stderr.on('data', (c: Buffer) => (err += c.toString()));
-  const env = { MACHINE_EXEC_GATEWAY: chain.gatewayUrl, MACHINE_EXEC_CREDS: chain.credsDir };
   return {
     io: {
       stdin,
       stdout,
       stderr,
-      env,
+      env: envOf(chain),
       ...(terminal === undefined ? {} : { terminal }),
     } satisfies CliIo,
     stdin,
@@ -131,32 +150,18 @@ describe('machine-exec CLI', () => {
   });
 
   it('with --tty, stdin a terminal and stdout a pipe: raw mode, the window size and Ctrl+] all work', async () => {
-    const p = pty.spawn('/bin/sh', ['-c', `${cliCommand} --tty default/m1 | cat; echo EXIT=$?`], {
-      cols: 100,
-      rows: 40,
-      cwd: checkout,
-      env: { ...process.env, ...envOf(chain) },
-    });
-    let out = '';
-    p.onData((d) => {
-      out += d;
-    });
-    const exited = new Promise<number>((r) =>
-      p.onExit(({ exitCode }) => {
-        r(exitCode);
-      }),
-    );
+    const { p, out, exited } = inPty(chain, `${cliCommand} --tty default/m1 | cat; echo EXIT=$?`);
     try {
       // the remote shell's prompt: the session is up and the local terminal raw
-      await until(() => /# $/.test(out), 20_000);
+      await until(() => /# $/.test(out()), 20_000);
       p.write('stty size; echo A$((2+3))\r');
-      await until(() => /A5/.test(out), 20_000);
-      assert.match(out, /40 100/);
+      await until(() => /A5/.test(out()), 20_000);
+      assert.match(out(), /40 100/);
       // the local terminal echoes nothing: the command line appears once, from the remote
-      assert.equal(out.split('stty size; echo').length - 1, 1, JSON.stringify(out));
+      assert.equal(out().split('stty size; echo').length - 1, 1, JSON.stringify(out()));
       p.write('\x1d');
-      await until(() => /EXIT=\d+/.test(out));
-      assert.match(out, /left the session[\s\S]*EXIT=0/);
+      await until(() => /EXIT=\d+/.test(out()));
+      assert.match(out(), /left the session[\s\S]*EXIT=0/);
     } finally {
       p.kill();
       await exited;
@@ -164,27 +169,17 @@ describe('machine-exec CLI', () => {
   });
 
   it('restores the terminal and exits 129 on SIGHUP', async () => {
-    const p = pty.spawn(
-      '/bin/sh',
-      ['-c', `sh -c 'echo PID=$$; exec ${cliCommand} default/m1'; echo EXIT=$?; stty -a`],
-      { cols: 100, rows: 40, cwd: checkout, env: { ...process.env, ...envOf(chain) } },
-    );
-    let out = '';
-    p.onData((d) => {
-      out += d;
-    });
-    const exited = new Promise<number>((r) =>
-      p.onExit(({ exitCode }) => {
-        r(exitCode);
-      }),
+    const { p, out, exited } = inPty(
+      chain,
+      `sh -c 'echo PID=$$; exec ${cliCommand} default/m1'; echo EXIT=$?; stty -a`,
     );
     try {
-      await until(() => /PID=\d+/.test(out));
+      await until(() => /PID=\d+/.test(out()));
       p.write('echo R$((1+1))\r');
-      await until(() => /R2/.test(out), 20_000);
-      process.kill(Number(/PID=(\d+)/.exec(out)![1]), 'SIGHUP');
+      await until(() => /R2/.test(out()), 20_000);
+      process.kill(Number(/PID=(\d+)/.exec(out())![1]), 'SIGHUP');
       await exited;
-      const after = out.slice(out.indexOf('EXIT='));
+      const after = out().slice(out().indexOf('EXIT='));
       assert.match(after, /^EXIT=129/);
       assert.match(after, /(^|\s)icanon\b/);
       assert.match(after, /(^|\s)echo\b/);
