@@ -16,6 +16,9 @@ function windowOf(): tty.WriteStream | undefined {
   }
 }
 const window = stdin.isTTY ? windowOf() : undefined;
+// whether the session has the terminal raw, for a stop from outside (kill -TSTP; Ctrl+Z itself
+// goes to the remote): the shell gets its terminal back cooked, and raw again on SIGCONT
+let raw = false;
 const terminal: CliIo['terminal'] = stdin.isTTY
   ? {
       output: process.stdout.isTTY,
@@ -24,6 +27,7 @@ const terminal: CliIo['terminal'] = stdin.isTTY
         return { cols, rows };
       },
       setRawMode: (on: boolean) => {
+        raw = on;
         stdin.setRawMode(on);
       },
       onResize: (fn: () => void) => {
@@ -34,6 +38,17 @@ const terminal: CliIo['terminal'] = stdin.isTTY
       },
     }
   : undefined;
+if (terminal !== undefined) {
+  process.on('SIGTSTP', () => {
+    if (raw) stdin.setRawMode(false);
+    process.kill(process.pid, 'SIGSTOP');
+  });
+  process.on('SIGCONT', () => {
+    if (!raw) return;
+    stdin.setRawMode(true);
+    process.kill(process.pid, 'SIGWINCH'); // the window may have changed meanwhile
+  });
+}
 // SIGHUP and SIGQUIT would leave the terminal raw (node restores it only on SIGINT and SIGTERM):
 // they end the session instead, and runCli restores the terminal and resolves to 128 + n.
 const stop = new AbortController();

@@ -1,5 +1,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import * as pty from 'node-pty';
@@ -188,6 +189,38 @@ describe('machine-exec CLI', () => {
     }
   });
 
+  it('gives the terminal back cooked while stopped from outside (SIGTSTP) and takes it raw on SIGCONT', async () => {
+    const { p, out, exited } = inPty(
+      chain,
+      `sh -c 'echo TTY=$(tty) PID=$$; exec ${cliCommand} default/m1'; echo EXIT=$?`,
+    );
+    const runner = createRunner({ log: silentLogger(), allow: ['/bin/stty'] });
+    const mode = async (): Promise<string> => {
+      const tty = /TTY=(\S+)/.exec(out())![1]!;
+      return (await runner.run(['/bin/stty', '-F', tty, '-a'])).stdout;
+    };
+    try {
+      await until(() => /PID=\d+/.test(out()));
+      p.write('echo R$((1+1))\r');
+      await until(() => /R2/.test(out()), 20_000);
+      const pid = Number(/PID=(\d+)/.exec(out())![1]);
+      assert.match(await mode(), /(^|\s)-icanon\b/, 'raw during the session');
+      process.kill(pid, 'SIGTSTP');
+      await until(async () => /(^|\s)icanon\b/.test(await mode()));
+      assert.match(await readFile(`/proc/${pid}/stat`, 'utf8'), /\) T /, 'stopped');
+      process.kill(pid, 'SIGCONT');
+      await until(async () => /(^|\s)-icanon\b/.test(await mode()));
+      p.write('echo S$((2+2))\r');
+      await until(() => /S4/.test(out()), 20_000);
+      p.write('\x1d');
+      await until(() => /EXIT=\d+/.test(out()));
+      assert.match(out(), /EXIT=0/);
+    } finally {
+      p.kill();
+      await exited;
+    }
+  });
+
   it('explains a refusal and exits 1', async () => {
     const t = io(chain);
     t.stdin.end();
@@ -216,9 +249,9 @@ describe('machine-exec CLI', () => {
   });
 });
 
-async function until(cond: () => boolean, ms = 10_000): Promise<void> {
+async function until(cond: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
   const deadline = Date.now() + ms;
-  while (!cond()) {
+  while (!(await cond())) {
     if (Date.now() > deadline) throw new Error('timed out');
     await new Promise((r) => setTimeout(r, 10));
   }
