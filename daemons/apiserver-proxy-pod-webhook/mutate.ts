@@ -49,11 +49,11 @@ export function admit(review: unknown, fqdn: string): AdmissionReviewOut {
   if (!isObject(review)) throw new BadReviewError('body is not a JSON object');
   const { apiVersion, kind, request } = review;
   if (kind !== 'AdmissionReview') {
-    throw new BadReviewError(`kind is ${JSON.stringify(kind)}, expected "AdmissionReview"`);
+    throw new BadReviewError(`kind is ${describeValue(kind)}, expected "AdmissionReview"`);
   }
   if (typeof apiVersion !== 'string' || !REVIEW_API_VERSIONS.includes(apiVersion)) {
     throw new BadReviewError(
-      `apiVersion is ${JSON.stringify(apiVersion)}, expected one of ${REVIEW_API_VERSIONS.join(', ')}`,
+      `apiVersion is ${describeValue(apiVersion)}, expected one of ${REVIEW_API_VERSIONS.join(', ')}`,
     );
   }
   if (!isObject(request)) throw new BadReviewError('review has no request');
@@ -122,6 +122,25 @@ function isPod(request: Record<string, unknown>): boolean {
   }
   const obj = request['object'];
   return isObject(obj) && obj['kind'] === 'Pod' && (obj['apiVersion'] ?? 'v1') === 'v1';
+}
+
+/** Longest excerpt of a wrong string value that an error message quotes. */
+export const MAX_EXCERPT = 64;
+
+/**
+ * A wrong value as an error message shows it: a short string or scalar as JSON, a long string
+ * cut to MAX_EXCERPT characters, anything else by its type. Never the whole input: a client
+ * controls it (megabytes, or nesting deep enough to overflow JSON.stringify).
+ */
+export function describeValue(v: unknown): string {
+  if (v === undefined) return 'missing';
+  if (v === null || typeof v === 'number' || typeof v === 'boolean') return String(v);
+  if (typeof v === 'string') {
+    if (v.length <= MAX_EXCERPT) return JSON.stringify(v);
+    return `${JSON.stringify(v.slice(0, MAX_EXCERPT))}... (a string of ${v.length} characters)`;
+  }
+  if (Array.isArray(v)) return 'an array';
+  return typeof v === 'object' ? 'an object' : `a ${typeof v}`;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

@@ -256,6 +256,26 @@ describe('apiserver-proxy-pod-webhook over TLS', () => {
     },
     { name: 'a review without uid', opts: { body: review(POD, '') }, status: 400, re: /no uid/ },
     {
+      name: 'a deeply nested kind',
+      opts: { body: `{"kind":${'['.repeat(20_000)}${']'.repeat(20_000)}}` },
+      status: 400,
+      re: /kind is an array, expected "AdmissionReview"/,
+    },
+    {
+      name: 'a deeply nested apiVersion',
+      opts: {
+        body: `{"kind":"AdmissionReview","apiVersion":${'['.repeat(20_000)}${']'.repeat(20_000)}}`,
+      },
+      status: 400,
+      re: /apiVersion is an array, expected one of/,
+    },
+    {
+      name: 'a 3 MiB kind string',
+      opts: { body: JSON.stringify({ kind: 'x'.repeat(3 << 20) }) },
+      status: 400,
+      re: /kind is "x{64}"\.\.\. \(a string of 3145728 characters\)/,
+    },
+    {
       name: 'a wrong content type',
       opts: { body: review(POD), headers: { 'content-type': 'text/plain' } },
       status: 415,
@@ -283,6 +303,8 @@ describe('apiserver-proxy-pod-webhook over TLS', () => {
     it(`answers ${b.name} with ${b.status} and a JSON error, and keeps serving`, async () => {
       const res = await call(srv.web.port, pki.ca, b.opts);
       assert.equal(res.status, b.status);
+      // an error names what is wrong; it never echoes the request back
+      assert.ok(res.body.length < 1024, `error body of ${res.body.length} bytes`);
       const err = JSON.parse(res.body) as { code: number; message: string };
       assert.equal(err.code, b.status);
       assert.match(err.message, b.re);

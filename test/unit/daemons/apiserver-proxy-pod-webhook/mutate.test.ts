@@ -192,4 +192,34 @@ describe('admit', () => {
       );
     }
   });
+
+  it('describes a wrong kind or apiVersion by its type or a short excerpt, never the whole value', () => {
+    // deep enough that JSON.stringify overflows the stack
+    let deep: unknown = [];
+    for (let i = 0; i < 100_000; i++) deep = [deep];
+    const long = 'x'.repeat(3 << 20);
+    const bad: [unknown, RegExp][] = [
+      [{ ...review(pod({})), kind: deep }, /^kind is an array, expected "AdmissionReview"$/],
+      [{ ...review(pod({})), apiVersion: deep }, /^apiVersion is an array, expected one of /],
+      [{ ...review(pod({})), kind: { a: deep } }, /^kind is an object, /],
+      [{ ...review(pod({})), kind: 7 }, /^kind is 7, /],
+      [{ ...review(pod({})), kind: undefined }, /^kind is missing, /],
+      [
+        { ...review(pod({})), kind: long },
+        /^kind is "x{64}"\.\.\. \(a string of 3145728 characters\), /,
+      ],
+      [{ ...review(pod({})), apiVersion: long }, /^apiVersion is "x{64}"\.\.\. /],
+    ];
+    for (const [body, re] of bad) {
+      assert.throws(
+        () => admit(body, FQDN),
+        (err: unknown) => {
+          assert.ok(err instanceof BadReviewError, String(err));
+          assert.match(err.message, re);
+          assert.ok(err.message.length < 200, `message of ${err.message.length} characters`);
+          return true;
+        },
+      );
+    }
+  });
 });
