@@ -2,7 +2,7 @@
 // the peer's identity (CN, O) from its verified certificate, and certificates that reload from
 // disk without a restart.
 import { watch, type FSWatcher } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { lstat, readFile, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import {
   createSecureContext,
@@ -125,6 +125,11 @@ export interface WatchOptions {
   debounceMs?: number;
   /** whether to watch the directories at all (off: reload() only); default true */
   watch?: boolean;
+  /**
+   * also re-read this often, for changes fs.watch misses (network file systems); 0 turns it off;
+   * default 60 s when watching, else 0
+   */
+  pollMs?: number;
 }
 
 /** Reads the files and checks they make a usable context (the key matches the certificate). */
@@ -164,7 +169,8 @@ function sameMaterial(a: CertificateMaterial, b: CertificateMaterial): boolean {
 
 /**
  * Reads the files (rejecting if that fails: a daemon must not start without its certificate),
- * then watches their directories. A later read that fails, or a key that doesn't match its
+ * then watches their directories (and those their symlinks lead through) and re-reads them every
+ * `pollMs` as well. A later read that fails, or a key that doesn't match its
  * certificate (say, the key was written before the certificate), is logged and the old material
  * stays; onChange sees only new, valid material.
  */
@@ -175,10 +181,57 @@ export async function watchCertificates(opts: WatchOptions): Promise<Certificate
   let chain: Promise<boolean> = Promise.resolve(false);
   let timer: NodeJS.Timeout | undefined;
   let closed = false;
+  const watching = opts.watch ?? true;
 
+  // a directory (real path) -> its watcher; re-resolved before each read, as symlinks move
+  const watchers = new Map<string, FSWatcher>();
+  const onEvent = (): void => {
+    if (timer !== undefined) clearTimeout(timer);
+    timer = setTimeout(() => {
+      timer = undefined;
+      void reload();
+    }, debounceMs);
+    timer.unref();
+  };
+  const watchDir = (dir: string): void => {
+    // close() may have come while the directories were resolved
+    if (closed) return;
+    try {
+      const w = watch(dir, { persistent: false }, onEvent);
+      w.on('error', (err) => {
+        log.warn(
+          { dir, reason: err.message },
+          'watching certificate directory failed; reload() still works',
+        );
+      });
+      watchers.set(dir, w);
+    } catch (err) {
+      log.warn(
+        { dir, reason: (err as Error).message },
+        'cannot watch certificate directory; reload() still works',
+      );
+    }
+  };
+  const files = [opts.files.cert, opts.files.key, opts.files.ca].filter(
+    (f): f is string => f !== undefined,
+  );
+  // the files' directories, and those of every symlink on the way to them (certbot's live/ and
+  // archive/, a secret volume's ..data): a swap anywhere there is a change
+  const rewatch = async (): Promise<void> => {
+    if (closed) return;
+    const dirs = new Set((await Promise.all(files.map(resolutionDirs))).flat());
+    for (const [dir, w] of watchers) {
+      if (!dirs.has(dir)) {
+        w.close();
+        watchers.delete(dir);
+      }
+    }
+    for (const dir of dirs) if (!watchers.has(dir)) watchDir(dir);
+  };
   const reload = (): Promise<boolean> => {
     chain = chain.then(async () => {
       if (closed) return false;
+      if (watching) await rewatch();
       try {
         const next = await readCertificates(opts.files);
         if (sameMaterial(next, material)) return false;
@@ -197,37 +250,12 @@ export async function watchCertificates(opts: WatchOptions): Promise<Certificate
     return chain;
   };
 
-  const watchers: FSWatcher[] = [];
-  if (opts.watch ?? true) {
-    const dirs = new Set(
-      [opts.files.cert, opts.files.key, opts.files.ca]
-        .filter((f): f is string => f !== undefined)
-        .map((f) => path.dirname(path.resolve(f))),
-    );
-    for (const dir of dirs) {
-      try {
-        const w = watch(dir, { persistent: false }, () => {
-          if (timer !== undefined) clearTimeout(timer);
-          timer = setTimeout(() => {
-            timer = undefined;
-            void reload();
-          }, debounceMs);
-          timer.unref();
-        });
-        w.on('error', (err) => {
-          log.warn(
-            { dir, reason: err.message },
-            'watching certificate directory failed; reload() still works',
-          );
-        });
-        watchers.push(w);
-      } catch (err) {
-        log.warn(
-          { dir, reason: (err as Error).message },
-          'cannot watch certificate directory; reload() still works',
-        );
-      }
-    }
+  if (watching) await rewatch();
+  const pollMs = opts.pollMs ?? (watching ? 60_000 : 0);
+  let poll: NodeJS.Timeout | undefined;
+  if (pollMs > 0) {
+    poll = setInterval(() => void reload(), pollMs);
+    poll.unref();
   }
 
   return {
@@ -236,7 +264,52 @@ export async function watchCertificates(opts: WatchOptions): Promise<Certificate
     close() {
       closed = true;
       if (timer !== undefined) clearTimeout(timer);
-      for (const w of watchers) w.close();
+      if (poll !== undefined) clearInterval(poll);
+      for (const w of watchers.values()) w.close();
+      watchers.clear();
     },
   };
+}
+
+/** Symlinks followed before giving up, as the kernel's ELOOP limit. */
+const MAX_SYMLINKS = 40;
+
+/**
+ * The real directories whose entries decide what `file` resolves to: the one holding each symlink
+ * met on the way (in any path component) and the one holding the file. Resolution stops at the
+ * first missing component, whose directory is still watched for it to appear.
+ */
+export async function resolutionDirs(file: string): Promise<string[]> {
+  const dirs = new Set<string>();
+  let rest = path.resolve(file).split(path.sep).filter(Boolean);
+  // always a real path: every symlink before it was expanded
+  let cur = path.parse(path.resolve(file)).root;
+  let hops = 0;
+  while (rest.length > 0) {
+    const name = rest.shift()!;
+    const next = path.join(cur, name);
+    let isLink: boolean;
+    try {
+      isLink = (await lstat(next)).isSymbolicLink();
+    } catch {
+      dirs.add(cur);
+      break;
+    }
+    if (!isLink) {
+      if (rest.length === 0) dirs.add(cur);
+      cur = next;
+      continue;
+    }
+    dirs.add(cur);
+    if (++hops > MAX_SYMLINKS) break;
+    let target: string;
+    try {
+      target = await readlink(next);
+    } catch {
+      break;
+    }
+    if (path.isAbsolute(target)) cur = path.parse(target).root;
+    rest = [...target.split(path.sep).filter(Boolean), ...rest];
+  }
+  return [...dirs];
 }

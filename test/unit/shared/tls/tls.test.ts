@@ -2,7 +2,8 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { X509Certificate } from 'node:crypto';
+import { mkdir, mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
@@ -11,6 +12,7 @@ import { createCA, issueCertificate, type Credentials } from '../../../../shared
 import {
   clientContextOptions,
   peerIdentity,
+  resolutionDirs,
   serverContextOptions,
   watchCertificates,
   type CertificateSource,
@@ -305,5 +307,136 @@ describe('watchCertificates', () => {
       }),
       /reading certificate .*absent\.crt: ENOENT/,
     );
+  });
+
+  /** A watched source over `files`, and a function resolving at the next onChange. */
+  async function watched(
+    files: { cert: string; key: string },
+    opts: { watch?: boolean; pollMs?: number } = {},
+  ): Promise<{ source: CertificateSource; next: () => Promise<string> }> {
+    const waiting: ((cn: string) => void)[] = [];
+    const src = await watchCertificates({
+      files,
+      log: createMemoryLogger().log,
+      debounceMs: 20,
+      ...opts,
+      onChange: (m) => {
+        const cn = new X509Certificate(m.cert).subject.replace(/^CN=/, '');
+        for (const f of waiting.splice(0)) f(cn);
+      },
+    });
+    return { source: src, next: () => new Promise((resolve) => waiting.push(resolve)) };
+  }
+
+  async function serverPair(cn: string): Promise<Credentials> {
+    return issueCertificate({
+      ca: pki.ca,
+      commonName: cn,
+      dnsNames: ['localhost'],
+      usage: 'server',
+    });
+  }
+
+  /** Replaces the symlink `link` by one to `target` in one rename, as certbot and kubelet do. */
+  async function swapLink(target: string, link: string): Promise<void> {
+    await symlink(target, `${link}.tmp`);
+    await rename(`${link}.tmp`, link);
+  }
+
+  it('follows certificates behind symlinks into other directories (certbot live/ and archive/)', async () => {
+    const root = await mkdtemp(path.join(tmpdir(), 'hostplane-tls-certbot-'));
+    let src: CertificateSource | undefined;
+    try {
+      for (const d of ['archive/1', 'archive/2', 'live', 'certs']) {
+        await mkdir(path.join(root, d), { recursive: true });
+      }
+      const put = async (dir: string, c: Credentials): Promise<void> => {
+        await writeFile(path.join(root, dir, 'cert.pem'), c.certPem);
+        await writeFile(path.join(root, dir, 'key.pem'), c.keyPem);
+      };
+      await put('archive/1', await serverPair('first'));
+      for (const f of ['cert.pem', 'key.pem']) {
+        await symlink(`../archive/1/${f}`, path.join(root, 'live', f));
+      }
+      await symlink(path.join(root, 'live/cert.pem'), path.join(root, 'certs/tls.crt'));
+      await symlink('../live/key.pem', path.join(root, 'certs/tls.key'));
+      const files = {
+        cert: path.join(root, 'certs/tls.crt'),
+        key: path.join(root, 'certs/tls.key'),
+      };
+      assert.deepEqual((await resolutionDirs(files.cert)).sort(), [
+        path.join(root, 'archive/1'),
+        path.join(root, 'certs'),
+        path.join(root, 'live'),
+      ]);
+      const w = await watched(files, { pollMs: 0 });
+      src = w.source;
+
+      // renewal: the live/ symlinks are swapped to a new archive directory
+      await put('archive/2', await serverPair('second'));
+      let changed = w.next();
+      await swapLink('../archive/2/key.pem', path.join(root, 'live/key.pem'));
+      await swapLink('../archive/2/cert.pem', path.join(root, 'live/cert.pem'));
+      assert.equal(await changed, 'second');
+
+      // the new target directory is watched too: files rewritten in place there are taken
+      changed = w.next();
+      await put('archive/2', await serverPair('third'));
+      assert.equal(await changed, 'third');
+    } finally {
+      src?.close();
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
+  it("takes a secret volume's ..data swap", async () => {
+    const root = await mkdtemp(path.join(tmpdir(), 'hostplane-tls-secret-'));
+    let src: CertificateSource | undefined;
+    try {
+      const version = async (name: string, c: Credentials): Promise<void> => {
+        await mkdir(path.join(root, name));
+        await writeFile(path.join(root, name, 'tls.crt'), c.certPem);
+        await writeFile(path.join(root, name, 'tls.key'), c.keyPem);
+      };
+      await version('..v1', await serverPair('first'));
+      await symlink('..v1', path.join(root, '..data'));
+      await symlink('..data/tls.crt', path.join(root, 'tls.crt'));
+      await symlink('..data/tls.key', path.join(root, 'tls.key'));
+      const w = await watched(
+        { cert: path.join(root, 'tls.crt'), key: path.join(root, 'tls.key') },
+        { pollMs: 0 },
+      );
+      src = w.source;
+      await version('..v2', await serverPair('second'));
+      const changed = w.next();
+      await swapLink('..v2', path.join(root, '..data'));
+      await rm(path.join(root, '..v1'), { recursive: true });
+      assert.equal(await changed, 'second');
+    } finally {
+      src?.close();
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
+  it('re-reads the files every pollMs, for changes no watcher reports', async () => {
+    const root = await mkdtemp(path.join(tmpdir(), 'hostplane-tls-poll-'));
+    let src: CertificateSource | undefined;
+    try {
+      const files = { cert: path.join(root, 'tls.crt'), key: path.join(root, 'tls.key') };
+      const put = async (c: Credentials): Promise<void> => {
+        await writeFile(files.key, c.keyPem);
+        await writeFile(files.cert, c.certPem);
+      };
+      await put(await serverPair('first'));
+      // no watchers: only the poll can see the change
+      const w = await watched(files, { watch: false, pollMs: 50 });
+      src = w.source;
+      const changed = w.next();
+      await put(await serverPair('second'));
+      assert.equal(await changed, 'second');
+    } finally {
+      src?.close();
+      await rm(root, { recursive: true, force: true });
+    }
   });
 });
