@@ -2,6 +2,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { absolutePath, fqdn } from '../../shared/config/index.ts';
+import { DEFAULT_MAX_CONNECTIONS } from '../../shared/http/server.ts';
 
 export const DEFAULT_CONFIG_PATH = '/etc/hostplane/apiserver-proxy-pod-webhook.toml';
 export const DEFAULT_CERT_DIR = '/etc/hostplane/apiserver-proxy-pod-webhook';
@@ -32,6 +33,8 @@ export const webhookSchema = z.strictObject({
     .refine((s) => s === '' || isIP(s) !== 0, 'expected "" (every address) or an IP address')
     .default(''),
   port: z.number().int().min(0).max(65535).default(9443),
+  /** open connections at most; more are closed as they come */
+  max_connections: z.number().int().min(1).default(DEFAULT_MAX_CONNECTIONS),
 });
 
 export type WebhookConfig = z.output<typeof webhookSchema>;

@@ -44,6 +44,7 @@ export async function runWebhook(d: WebhookRunDeps): Promise<void> {
       tls: certs.current(),
       host: c.host,
       port: c.port,
+      limits: { maxConnections: c.max_connections },
     });
     // the listener's other settings need a restart; SIGHUP re-reads the certificate files
     d.onReload(async () => {

@@ -4,7 +4,12 @@ import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { HttpError, sendError, toHttpError } from '../../shared/http/errors.ts';
-import { readBody, serverOptions } from '../../shared/http/server.ts';
+import {
+  limitConnections,
+  readBody,
+  serverOptions,
+  type ServerLimits,
+} from '../../shared/http/server.ts';
 import type { Logger } from '../../shared/log/index.ts';
 import { serverContextOptions, type CertificateMaterial } from '../../shared/tls/index.ts';
 import { admit, BadReviewError } from './mutate.ts';
@@ -21,8 +26,8 @@ export interface WebhookServerOptions {
   host: string;
   port: number;
   maxBodyBytes?: number;
-  headersTimeoutMs?: number;
-  requestTimeoutMs?: number;
+  /** headers, request, handshake and first-request timeouts, connection cap (shared defaults) */
+  limits?: ServerLimits;
 }
 
 /** A listening webhook. */
@@ -43,18 +48,19 @@ export async function startWebhook(o: WebhookServerOptions): Promise<WebhookServ
   });
   const server = createServer(
     {
-      ...serverOptions({
-        ...(o.headersTimeoutMs === undefined ? {} : { headersTimeoutMs: o.headersTimeoutMs }),
-        ...(o.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: o.requestTimeoutMs }),
-      }),
+      ...serverOptions(o.limits),
       ...serverContextOptions(o.tls),
       // how often headersTimeout/requestTimeout are enforced (node's default is every 30 s)
       connectionsCheckingInterval: 1000,
     },
     handler,
   );
+  limitConnections(server, o.limits);
   server.on('tlsClientError', (err) => {
     o.log.debug({ err: err.message }, 'tls handshake failed');
+  });
+  server.on('drop', (d?: { remoteAddress?: string }) => {
+    o.log.debug({ remote: d?.remoteAddress }, 'connection refused: max_connections reached');
   });
   const port = await new Promise<number>((resolve, reject) => {
     const where = `${o.host === '' ? '*' : o.host}:${o.port}`;

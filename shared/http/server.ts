@@ -10,22 +10,75 @@ import { HttpError, sendError, sendSocketError, toHttpError } from './errors.ts'
 
 /** Limits of a listener (all have defaults). */
 export interface ServerLimits {
-  /** time to receive the request headers; default 10 s. */
+  /** time to receive the request headers, once a request has started; default 10 s. */
   headersTimeoutMs?: number;
   /** time to receive a whole (non-upgrade) request; default 30 s. */
   requestTimeoutMs?: number;
   /** largest header block; default 16 KiB. */
   maxHeaderSize?: number;
+  /** time to complete a TLS handshake; default 10 s. */
+  handshakeTimeoutMs?: number;
+  /**
+   * time from accepting a connection (after TLS, the handshake) to the first request's headers;
+   * default headersTimeoutMs + 5 s, so that a request that did start gets its 408 first.
+   */
+  firstRequestTimeoutMs?: number;
+  /** open connections at most; more are closed as they come; default 1024. */
+  maxConnections?: number;
 }
 
-/** node:http(s) server options enforcing `limits`. */
-export function serverOptions(limits: ServerLimits = {}): ServerOptions {
+/** Default of ServerLimits.maxConnections. */
+export const DEFAULT_MAX_CONNECTIONS = 1024;
+
+/**
+ * node:http(s) server options enforcing `limits`. A connection idle between requests closes after
+ * keepAliveTimeout; `limitConnections` bounds the rest.
+ */
+export function serverOptions(
+  limits: ServerLimits = {},
+): ServerOptions & { handshakeTimeout: number } {
   return {
     maxHeaderSize: limits.maxHeaderSize ?? 16 * 1024,
     headersTimeout: limits.headersTimeoutMs ?? 10_000,
     requestTimeout: limits.requestTimeoutMs ?? 30_000,
     keepAliveTimeout: 5_000,
+    // node:https only; node's default is 120 s
+    handshakeTimeout: limits.handshakeTimeoutMs ?? 10_000,
   };
+}
+
+/**
+ * What `serverOptions` cannot say: caps `server`'s connections at `limits.maxConnections` and
+ * closes a connection whose first request's headers have not arrived within
+ * `limits.firstRequestTimeoutMs` of it being accepted (node's headersTimeout and requestTimeout
+ * start only with a request, so one that sends nothing would stay open forever).
+ */
+export function limitConnections(server: Server | https.Server, limits: ServerLimits = {}): void {
+  server.maxConnections = limits.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+  const ms = limits.firstRequestTimeoutMs ?? (limits.headersTimeoutMs ?? 10_000) + 5_000;
+  const timers = new WeakMap<Duplex, NodeJS.Timeout>();
+  const arm = (socket: Duplex): void => {
+    const timer = setTimeout(() => {
+      socket.destroy();
+    }, ms);
+    timer.unref();
+    timers.set(socket, timer);
+    socket.once('close', () => {
+      clearTimeout(timer);
+    });
+  };
+  const disarm = (socket: Duplex): void => {
+    clearTimeout(timers.get(socket));
+    timers.delete(socket);
+  };
+  // for TLS, the socket that requests arrive on exists once the handshake is done
+  server.on(server instanceof https.Server ? 'secureConnection' : 'connection', arm);
+  server.on('request', (req: IncomingMessage) => {
+    disarm(req.socket);
+  });
+  server.on('upgrade', (req: IncomingMessage) => {
+    disarm(req.socket);
+  });
 }
 
 /** The machine a request path names, or undefined when it is not the exec route. */
@@ -298,6 +351,7 @@ export function createExecServer(opts: {
     ...serverContextOptions({ ...opts.tls, requestCert: true }),
     rejectUnauthorized: false,
   });
+  limitConnections(server);
   server.on('tlsClientError', (err) => {
     opts.log.debug({ err: err.message }, 'tls handshake failed');
   });

@@ -5,7 +5,9 @@ import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { request, type RequestOptions } from 'node:https';
-import { connect, type PeerCertificate } from 'node:tls';
+import { once } from 'node:events';
+import { connect as netConnect, type Socket } from 'node:net';
+import { connect, type PeerCertificate, type TLSSocket } from 'node:tls';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import jsonpatch from 'fast-json-patch';
@@ -17,6 +19,7 @@ import {
 } from '../../../daemons/apiserver-proxy-pod-webhook/config.ts';
 import { startWebhook, WEBHOOK_PATH } from '../../../daemons/apiserver-proxy-pod-webhook/server.ts';
 import type { WebhookServer } from '../../../daemons/apiserver-proxy-pod-webhook/server.ts';
+import type { ServerLimits } from '../../../shared/http/server.ts';
 import { createCA, issueCertificate } from '../../../shared/pki/index.ts';
 
 const FQDN = 'api.example.com.';
@@ -321,7 +324,7 @@ describe('apiserver-proxy-pod-webhook over TLS', () => {
       tls: { cert: Buffer.from(pki.server.cert), key: Buffer.from(pki.server.key) },
       host: '127.0.0.1',
       port: 0,
-      headersTimeoutMs: 300,
+      limits: { headersTimeoutMs: 300 },
     });
     try {
       const started = Date.now();
@@ -342,6 +345,114 @@ describe('apiserver-proxy-pod-webhook over TLS', () => {
       assert.match(text, /^HTTP\/1\.1 408/);
       assert.ok(Date.now() - started < 5000);
     } finally {
+      await web.close();
+    }
+  });
+
+  /** A webhook with `limits`, for the tests of connection bounds. */
+  function limited(limits: ServerLimits): Promise<WebhookServer> {
+    return startWebhook({
+      fqdn: FQDN,
+      log: silentLogger(),
+      tls: { cert: Buffer.from(pki.server.cert), key: Buffer.from(pki.server.key) },
+      host: '127.0.0.1',
+      port: 0,
+      limits,
+    });
+  }
+
+  /** Resolves with ms until the server closed `s`; rejects after `withinMs` if it stays open. */
+  function closedWithin(s: Socket, withinMs: number): Promise<number> {
+    const started = Date.now();
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => {
+        s.destroy();
+        reject(new Error(`still open after ${withinMs} ms`));
+      }, withinMs);
+      s.on('error', () => undefined);
+      s.on('close', () => {
+        clearTimeout(t);
+        resolve(Date.now() - started);
+      });
+    });
+  }
+
+  it('closes a connection that completes the TLS handshake and sends nothing', async () => {
+    const web = await limited({ headersTimeoutMs: 300, firstRequestTimeoutMs: 600 });
+    try {
+      const s = connect({ host: '127.0.0.1', port: web.port, ca: pki.ca, servername: 'localhost' });
+      let got = '';
+      s.on('data', (b: Buffer) => (got += b.toString()));
+      await once(s, 'secureConnect');
+      const ms = await closedWithin(s, 5000);
+      assert.ok(ms >= 400, `closed after ${ms} ms`);
+      assert.equal(got, '');
+    } finally {
+      await web.close();
+    }
+  });
+
+  it('closes a connection that never starts the TLS handshake', async () => {
+    const web = await limited({ handshakeTimeoutMs: 300 });
+    try {
+      const s = netConnect(web.port, '127.0.0.1');
+      await once(s, 'connect');
+      await closedWithin(s, 5000);
+    } finally {
+      await web.close();
+    }
+  });
+
+  it('still answers a request that started but stalls with 408, before closing idle connections', async () => {
+    // the first-request bound defaults to headersTimeout + 5 s: the 408 comes first
+    const web = await limited({ headersTimeoutMs: 300 });
+    try {
+      const s = connect({ host: '127.0.0.1', port: web.port, ca: pki.ca, servername: 'localhost' });
+      let got = '';
+      s.on('data', (b: Buffer) => (got += b.toString()));
+      await once(s, 'secureConnect');
+      s.write('POST /webh');
+      await closedWithin(s, 5000);
+      assert.match(got, /^HTTP\/1\.1 408/);
+    } finally {
+      await web.close();
+    }
+  });
+
+  it('closes connections past maxConnections as they come, and serves again once one closes', async () => {
+    const web = await limited({ maxConnections: 2 });
+    const open: TLSSocket[] = [];
+    try {
+      for (let i = 0; i < 2; i++) {
+        const s = connect({
+          host: '127.0.0.1',
+          port: web.port,
+          ca: pki.ca,
+          servername: 'localhost',
+        });
+        await once(s, 'secureConnect');
+        open.push(s);
+      }
+      const third = connect({
+        host: '127.0.0.1',
+        port: web.port,
+        ca: pki.ca,
+        servername: 'localhost',
+      });
+      let shook = false;
+      third.on('secureConnect', () => (shook = true));
+      await closedWithin(third, 5000);
+      assert.equal(shook, false);
+
+      const first = open.shift()!;
+      first.destroy();
+      await once(first, 'close');
+      // the server notices the close a moment later
+      await new Promise((r) => setTimeout(r, 100));
+      const res = await call(web.port, pki.ca, { body: review(POD) });
+      assert.equal(res.status, 200);
+    } finally {
+      for (const s of open) s.destroy();
       await web.close();
     }
   });
