@@ -11,6 +11,7 @@ import type { SecureContextOptions } from 'node:tls';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { HttpError, sendError, sendSocketError, toHttpError } from '../../shared/http/errors.ts';
 import {
+  checkWebSocketHandshake,
   closeServer,
   handleHealth,
   listen,
@@ -366,19 +367,12 @@ export async function startWebterminal(
     const url = requestUrl(req);
     const m = ATTACH_PATH.exec(url.pathname);
     if (m === null) throw new HttpError('NotFound', `no route ${url.pathname}`);
+    // a malformed handshake, another user or a foreign Origin must not use up the token
+    checkWebSocketHandshake(req, V5_PROTOCOL);
     const caller = auth.authenticate(req);
     checkOrigin(req, caller);
-    const offered = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((s) => s.trim());
-    if (!offered.includes(V5_PROTOCOL)) {
-      throw new HttpError('BadRequest', `attach needs WebSocket subprotocol ${V5_PROTOCOL}`);
-    }
-    const grant = sessions.takeAttachToken(url.searchParams.get('token') ?? '');
-    if (grant === undefined)
-      throw new HttpError('NotFound', 'attach token unknown, used or expired');
-    if (grant.sessionId !== m[1] || grant.user !== caller.user) {
-      throw new HttpError('Forbidden', 'attach token was issued for another session or user');
-    }
-    const s = sessions.byId(grant.sessionId);
+    const s = sessions.byId(m[1]!);
+    const grant = sessions.takeAttachToken(url.searchParams.get('token') ?? '', m[1]!, caller.user);
     if (s === undefined) throw new HttpError('NotFound', `terminal ${grant.sessionId} has ended`);
     wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
       const a: Attachment = {

@@ -379,9 +379,20 @@ export class SessionManager {
     };
   }
 
-  /** Takes an attach token (once); undefined when unknown, used or expired. */
-  takeAttachToken(token: string): AttachGrant | undefined {
-    return this.#tokens.take(token);
+  /**
+   * Takes the attach token of `user` for session `sessionId` (once): 404 when unknown, used or
+   * expired, 403 (leaving the token to its owner) when issued for another session or user.
+   */
+  takeAttachToken(token: string, sessionId: string, user: string): AttachGrant {
+    const grant = this.#tokens.peek(token);
+    if (grant === undefined) {
+      throw new HttpError('NotFound', 'attach token unknown, used or expired');
+    }
+    if (grant.sessionId !== sessionId || grant.user !== user) {
+      throw new HttpError('Forbidden', 'attach token was issued for another session or user');
+    }
+    this.#tokens.take(token);
+    return grant;
   }
 
   /** The session a grant points at, if it still exists. */

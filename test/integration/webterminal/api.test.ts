@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import tls from 'node:tls';
 import { ExecRefusedError } from '../../../shared/stream/client.ts';
 import {
   attachTerm,
@@ -105,6 +106,62 @@ describe('webterminal API over TLS with sandbox targets', { timeout: 120_000 }, 
       attachTerm(h, g.json.attach.url, { ...bearer(TOKENS.bob), ...origin }),
       (e: unknown) => e instanceof ExecRefusedError && e.status === 403,
     );
+    await h.api('DELETE', `/api/terminals/${c.json.id}`, { token: TOKENS.alice, headers: origin });
+  });
+
+  /** the status line of an upgrade request for `url` sent as raw bytes (a hand-made handshake) */
+  function rawUpgrade(url: string, headers: Record<string, string>): Promise<string> {
+    const u = new URL(url);
+    const lines = [
+      `GET ${u.pathname}${u.search} HTTP/1.1`,
+      `Host: ${u.host}`,
+      'Connection: Upgrade',
+      'Upgrade: websocket',
+      ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
+    ];
+    return new Promise((resolve, reject) => {
+      const s = tls.connect(
+        { host: u.hostname, port: Number(u.port), ca: h.pki.ca, servername: 'localhost' },
+        () => s.write(`${lines.join('\r\n')}\r\n\r\n`),
+      );
+      let out = '';
+      s.on('data', (d: Buffer) => {
+        out += d.toString('latin1');
+        if (out.includes('\r\n')) {
+          s.destroy();
+          resolve(out.split('\r\n')[0]!);
+        }
+      });
+      s.on('error', reject);
+    });
+  }
+
+  it('keeps the attach token for its owner when a malformed handshake or another user presents it', async () => {
+    const c = await h.api('POST', '/api/terminals', {
+      token: TOKENS.alice,
+      body: { target: 'shell' },
+      headers: origin,
+    });
+    const g = await h.api('GET', `/api/terminals/${c.json.id}`, { token: TOKENS.alice });
+    const handshake = {
+      'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==',
+      'Sec-WebSocket-Protocol': 'v5.channel.k8s.io',
+      Origin: h.wt.origin,
+    };
+    const badVersion = await rawUpgrade(g.json.attach.url, {
+      ...handshake,
+      'Sec-WebSocket-Version': '99',
+      Authorization: `Bearer ${TOKENS.alice}`,
+    });
+    assert.match(badVersion, / 400 /);
+    const otherUser = await rawUpgrade(g.json.attach.url, {
+      ...handshake,
+      'Sec-WebSocket-Version': '13',
+      Authorization: `Bearer ${TOKENS.bob}`,
+    });
+    assert.match(otherUser, / 403 /);
+    const term = await attachTerm(h, g.json.attach.url, { ...bearer(TOKENS.alice), ...origin });
+    term.session.close();
     await h.api('DELETE', `/api/terminals/${c.json.id}`, { token: TOKENS.alice, headers: origin });
   });
 
