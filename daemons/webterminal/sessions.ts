@@ -7,6 +7,7 @@ import type { Identity } from '../../shared/http/identity.ts';
 import type { Logger } from '../../shared/log/index.ts';
 import {
   TokenStore,
+  TokenStoreFullError,
   type Clock,
   type ExitStatus,
   type TermSize,
@@ -220,6 +221,8 @@ export class SessionManager {
   #o: SessionManagerOptions;
   readonly #sessions = new Map<string, Session>();
   #tokens: TokenStore<AttachGrant>;
+  /** the last attach token issued per `${session} ${user}`: a new one replaces it */
+  readonly #issued = new Map<string, string>();
   readonly #log: Logger;
 
   constructor(o: SessionManagerOptions) {
@@ -245,6 +248,7 @@ export class SessionManager {
         ttlMs: settings.attachTokenTtlMs,
         clock: this.#o.clock,
       });
+      this.#issued.clear();
     }
   }
 
@@ -369,14 +373,31 @@ export class SessionManager {
     s.lastHeartbeat = this.#o.clock();
   }
 
-  /** A one-time attach token for `user` on `s`. */
+  /**
+   * A one-time attach token for `user` on `s`. It replaces the unused one `user` got for `s`
+   * before, so nobody holds more than one per session; 503 if the store is full all the same.
+   */
   attachToken(s: Session, user: string): { token: string; readOnly: boolean; expiresInMs: number } {
     const readOnly = s.creator.user !== user;
-    return {
-      token: this.#tokens.put({ sessionId: s.id, user, readOnly }),
-      readOnly,
-      expiresInMs: this.#tokens.ttlMs,
-    };
+    const key = `${s.id} ${user}`;
+    const previous = this.#issued.get(key);
+    if (previous !== undefined) {
+      this.#tokens.take(previous);
+      this.#issued.delete(key);
+    }
+    let token: string;
+    try {
+      token = this.#tokens.put({ sessionId: s.id, user, readOnly });
+    } catch (err) {
+      if (!(err instanceof TokenStoreFullError)) throw err;
+      throw new HttpError(
+        'ServiceUnavailable',
+        `issuing an attach token for terminal ${s.id}: ${this.#tokens.maxInFlight} unused tokens of all users, the maximum`,
+        { cause: err, headers: { 'retry-after': String(Math.ceil(err.retryAfterMs / 1000)) } },
+      );
+    }
+    this.#issued.set(key, token);
+    return { token, readOnly, expiresInMs: this.#tokens.ttlMs };
   }
 
   /**
@@ -392,6 +413,8 @@ export class SessionManager {
       throw new HttpError('Forbidden', 'attach token was issued for another session or user');
     }
     this.#tokens.take(token);
+    if (this.#issued.get(`${sessionId} ${user}`) === token)
+      this.#issued.delete(`${sessionId} ${user}`);
     return grant;
   }
 
@@ -433,6 +456,9 @@ export class SessionManager {
 
   async #remove(s: Session, status: ExitStatus): Promise<void> {
     const had = this.#sessions.delete(s.id);
+    for (const key of this.#issued.keys()) {
+      if (key.startsWith(`${s.id} `)) this.#issued.delete(key);
+    }
     s.finish(status);
     if (had) {
       this.#log.info(
