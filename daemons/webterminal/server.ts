@@ -487,6 +487,8 @@ export async function startWebterminal(
     reload,
     async close() {
       clearInterval(sweepTimer);
+      // stop accepting first: no session may start after closeAll took its snapshot
+      server.close();
       await sessions.closeAll();
       await closeServer(server, sockets, 2_000);
     },

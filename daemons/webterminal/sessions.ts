@@ -223,6 +223,7 @@ export class SessionManager {
   #tokens: TokenStore<AttachGrant>;
   /** the last attach token issued per `${session} ${user}`: a new one replaces it */
   readonly #issued = new Map<string, string>();
+  #closing = false;
   readonly #log: Logger;
 
   constructor(o: SessionManagerOptions) {
@@ -265,6 +266,11 @@ export class SessionManager {
    * per-user maximum, 503 over the daemon's.
    */
   create(id: Identity, targetName: string): { session: Session; reused: boolean } {
+    if (this.#closing) {
+      throw new HttpError('ServiceUnavailable', 'creating terminal: webterminal is stopping', {
+        headers: { 'retry-after': '5' },
+      });
+    }
     const target = this.#o.targets().find((t) => t.name === targetName);
     if (target === undefined || !mayUseTarget(target, id)) {
       throw new HttpError('NotFound', `creating terminal: no target ${JSON.stringify(targetName)}`);
@@ -303,8 +309,8 @@ export class SessionManager {
       .start(target, { id: s.id, user: id }, { cols: 80, rows: 24 })
       .then((con) => {
         if (!this.#sessions.has(s.id)) {
-          // deleted while starting
-          void con.kill();
+          // deleted while starting: #remove, waiting for this start, kills it
+          s.console = con;
           throw new Error('session was deleted while starting');
         }
         s.bind(con);
@@ -445,8 +451,12 @@ export class SessionManager {
     return expired.length;
   }
 
-  /** Ends every session (daemon stop). */
+  /**
+   * Ends every session (daemon stop) and refuses new ones (503); resolves once their processes
+   * ended, those of sessions still starting included.
+   */
   async closeAll(): Promise<void> {
+    this.#closing = true;
     await Promise.all(
       [...this.#sessions.values()].map((s) =>
         this.#remove(s, { kind: 'error', message: 'webterminal is stopping' }),
@@ -466,6 +476,8 @@ export class SessionManager {
         'session cleaned up',
       );
     }
+    // a session still starting has no console yet: wait for the start, kill what it made
+    if (s.console === undefined) await s.ready.catch(() => undefined);
     await s.console?.kill();
   }
 }

@@ -16,6 +16,7 @@ import { configSchema, type WebterminalConfig } from '../../../daemons/webtermin
 import type { MachineDeps } from '../../../daemons/webterminal/machine.ts';
 import type { SandboxDeps } from '../../../daemons/webterminal/sandbox.ts';
 import { startWebterminal, type Webterminal } from '../../../daemons/webterminal/server.ts';
+import type { StartTarget } from '../../../daemons/webterminal/sessions.ts';
 import { targetStarter } from '../../../daemons/webterminal/targets.ts';
 
 export const TOKENS = { alice: 'alice-secret-token', bob: 'bob-secret-token', olga: 'olga-token' };
@@ -148,20 +149,23 @@ export async function startHarness(
     issue?: MachineDeps['issue'];
     /** how sandboxes start (default sandboxDeps(): namespaces only, no cgroups) */
     sandbox?: SandboxDeps;
+    /** wraps how targets start (a test slows a start down) */
+    wrapStart?: (start: StartTarget) => StartTarget;
   } = {},
 ): Promise<Harness> {
   const pki = opts.pki ?? (await testPki());
   const now = { ms: Date.now() };
   const log = opts.log ?? silentLogger();
   const config = opts.config ?? testConfig();
+  const start = targetStarter(opts.sandbox ?? (await sandboxDeps()), log, {
+    ttlMs: config.sessions.ttl,
+    timeoutMs: config.sessions.ready_timeout,
+    ...(opts.issue === undefined ? {} : { issue: opts.issue }),
+  });
   const wt = await startWebterminal(config, {
     log,
     clock: () => now.ms,
-    start: targetStarter(opts.sandbox ?? (await sandboxDeps()), log, {
-      ttlMs: config.sessions.ttl,
-      timeoutMs: config.sessions.ready_timeout,
-      ...(opts.issue === undefined ? {} : { issue: opts.issue }),
-    }),
+    start: opts.wrapStart === undefined ? start : opts.wrapStart(start),
     tls: { ...pki.server, ...(opts.clientCa === true ? { clientCa: pki.ca } : {}) },
   });
   return {
