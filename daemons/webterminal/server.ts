@@ -165,10 +165,12 @@ export async function startWebterminal(
     handleProtocols: (offered) => (offered.has(V5_PROTOCOL) ? V5_PROTOCOL : false),
   });
 
+  // without public_origins (only with TLS: the config requires them for plain HTTP) the Host
+  // header the browser sent is ours
   const selfOrigins = (req: IncomingMessage): string[] =>
     cfg.public_origins.length > 0
       ? cfg.public_origins.map((o) => new URL(o).origin)
-      : [`${secure ? 'https' : 'http'}://${req.headers.host ?? ''}`];
+      : [`https://${req.headers.host ?? ''}`];
 
   /**
    * Browsers always send Origin on WebSockets and on cross-site POSTs; a cookie caller must
@@ -247,7 +249,9 @@ export async function startWebterminal(
       checkOrigin(req, caller);
       const value = auth.login({ user: caller.user, groups: caller.groups }, caller.tokenSha256);
       const maxAge = Math.floor(cfg.auth.cookie_ttl / 1000);
-      const cookie = `${COOKIE_NAME}=${value}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${maxAge}${secure ? '; Secure' : ''}`;
+      // Secure also over plain HTTP: that is the hop from the TLS proxy; browsers accept it from
+      // http://localhost too
+      const cookie = `${COOKIE_NAME}=${value}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=${maxAge}`;
       json(res, 200, { user: caller.user, groups: caller.groups }, { 'set-cookie': cookie });
       return;
     }
@@ -255,7 +259,9 @@ export async function startWebterminal(
     if (method !== 'GET' && method !== 'HEAD') checkOrigin(req, caller);
     if (p === '/api/logout' && method === 'POST') {
       auth.logout(req);
-      json(res, 204, null, { 'set-cookie': `${COOKIE_NAME}=; Path=/; Max-Age=0` });
+      json(res, 204, null, {
+        'set-cookie': `${COOKIE_NAME}=; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=0`,
+      });
       return;
     }
     if (p === '/api/whoami' && method === 'GET') {

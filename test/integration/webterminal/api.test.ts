@@ -409,6 +409,42 @@ describe('webterminal API over TLS with sandbox targets', { timeout: 120_000 }, 
   });
 });
 
+describe('webterminal over plain HTTP behind a TLS-terminating proxy', { timeout: 60_000 }, () => {
+  it('sets a Secure login cookie and takes the browser Origin from public_origins', async () => {
+    const proxied = 'https://term.example.com';
+    const h = await startHarness({
+      plainHttp: true,
+      config: { ...testConfig(), public_origins: [proxied] },
+    });
+    try {
+      assert.match(h.wt.origin, /^http:/);
+      const login = await h.api('POST', '/api/login', {
+        token: TOKENS.alice,
+        headers: { origin: proxied },
+      });
+      assert.equal(login.status, 200, JSON.stringify(login.json));
+      const setCookie = String(login.headers['set-cookie']);
+      assert.match(setCookie, /; Secure(;|$)/);
+      const cookie = setCookie.split(';')[0]!;
+      const c = await h.api('POST', '/api/terminals', {
+        body: { target: 'shell' },
+        headers: { cookie, origin: proxied },
+      });
+      assert.equal(c.status, 201, JSON.stringify(c.json));
+      const g = await h.api('GET', `/api/terminals/${c.json.id}`, { headers: { cookie } });
+      assert.equal(g.status, 200, JSON.stringify(g.json));
+      assert.match(g.json.attach.url, /^wss:\/\/term\.example\.com\/api\/terminals\//);
+      const local = await h.api('POST', '/api/login', {
+        token: TOKENS.alice,
+        headers: { origin: h.wt.origin },
+      });
+      assert.equal(local.status, 403, 'only public_origins are browser origins');
+    } finally {
+      await h.wt.close();
+    }
+  });
+});
+
 describe('webterminal client certificates', { timeout: 60_000 }, () => {
   it('identifies a caller by a client certificate the configured CA signed', async () => {
     const h = await startHarness({ clientCa: true });

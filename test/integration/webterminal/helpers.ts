@@ -1,6 +1,7 @@
 // Shared setup of the webterminal tests: a real daemon over TLS on 127.0.0.1:0 with sandbox
 // targets, a fake clock, bearer-token users, and clients for the API and the attach WebSocket.
 import { mkdtemp, readdir, readFile } from 'node:fs/promises';
+import http from 'node:http';
 import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
@@ -72,6 +73,10 @@ export function testConfig(extra = '', uiDir = '/nonexistent'): WebterminalConfi
 listen = "127.0.0.1:0"
 ui_dir = ${JSON.stringify(uiDir)}
 allowed_host_source_list = ["*.seed.example.com"]
+# the daemon speaks TLS: startHarness passes the material (these files are never read)
+[tls]
+cert_file = "/nonexistent/tls.crt"
+key_file = "/nonexistent/tls.key"
 [auth]
 [[auth.tokens]]
 user = "alice"
@@ -149,6 +154,8 @@ export async function startHarness(
     issue?: MachineDeps['issue'];
     /** how sandboxes start (default sandboxDeps(): namespaces only, no cgroups) */
     sandbox?: SandboxDeps;
+    /** plain HTTP (no [tls]), as behind a TLS-terminating proxy; the config needs public_origins */
+    plainHttp?: boolean;
     /** wraps how targets start (a test slows a start down) */
     wrapStart?: (start: StartTarget) => StartTarget;
   } = {},
@@ -166,7 +173,9 @@ export async function startHarness(
     log,
     clock: () => now.ms,
     start: opts.wrapStart === undefined ? start : opts.wrapStart(start),
-    tls: { ...pki.server, ...(opts.clientCa === true ? { clientCa: pki.ca } : {}) },
+    ...(opts.plainHttp === true
+      ? {}
+      : { tls: { ...pki.server, ...(opts.clientCa === true ? { clientCa: pki.ca } : {}) } }),
   });
   return {
     wt,
@@ -175,7 +184,7 @@ export async function startHarness(
     api: (method, p, o = {}) =>
       new Promise((resolve, reject) => {
         const body = o.body === undefined ? undefined : JSON.stringify(o.body);
-        const req = https.request(
+        const req = (opts.plainHttp === true ? http : https).request(
           new URL(p, wt.origin),
           {
             method,
