@@ -129,6 +129,8 @@ export const configSchema = z
         .min(0)
         .max(16 << 20)
         .default(256 * 1024),
+      /** live attachments (browser tabs, viewers) per session; one more is answered 429 */
+      max_attachments: z.number().int().min(1).max(1000).default(8),
       /** how often expired sessions are looked for */
       sweep_interval: duration().prefault('5s'),
     }),

@@ -124,6 +124,7 @@ export async function startWebterminal(
     maxTotal: cfg.sessions.max_total,
     attachTokenTtlMs: cfg.sessions.attach_token_ttl,
     scrollback: cfg.sessions.scrollback,
+    maxAttachments: cfg.sessions.max_attachments,
     targets: () => cfg.targets,
     start: deps.start,
     clock: deps.clock,
@@ -377,9 +378,11 @@ export async function startWebterminal(
     checkWebSocketHandshake(req, V5_PROTOCOL);
     const caller = auth.authenticate(req);
     checkOrigin(req, caller);
-    const s = sessions.byId(m[1]!);
-    const grant = sessions.takeAttachToken(url.searchParams.get('token') ?? '', m[1]!, caller.user);
-    if (s === undefined) throw new HttpError('NotFound', `terminal ${grant.sessionId} has ended`);
+    const { grant, session: s } = sessions.takeAttachToken(
+      url.searchParams.get('token') ?? '',
+      m[1]!,
+      caller.user,
+    );
     wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
       const a: Attachment = {
         readOnly: grant.readOnly,
@@ -395,6 +398,14 @@ export async function startWebterminal(
           if (ws.readyState === ws.OPEN) {
             ws.send(encodeStatus(status));
             ws.close(1000);
+            // a peer that reads nothing never completes the close: its buffer must go anyway
+            const t = setTimeout(() => {
+              ws.terminate();
+            }, 5_000);
+            t.unref();
+            ws.once('close', () => {
+              clearTimeout(t);
+            });
           }
         },
       };
@@ -464,6 +475,7 @@ export async function startWebterminal(
       maxTotal: next.sessions.max_total,
       attachTokenTtlMs: next.sessions.attach_token_ttl,
       scrollback: next.sessions.scrollback,
+      maxAttachments: next.sessions.max_attachments,
     });
     if (next.sessions.sweep_interval !== before.sessions.sweep_interval) {
       clearInterval(sweepTimer);

@@ -72,8 +72,13 @@ class Scrollback {
   }
 }
 
+/** a writer lagging more than this pauses the console, until it is below LOW_WATER again */
 const HIGH_WATER = 1 << 20;
 const LOW_WATER = 1 << 18;
+/** how far a read-only attachment may lag (past its scrollback replay) before it is dropped */
+export const READER_LAG = 4 << 20;
+/** the same for a writer, whose lag the console pause keeps near HIGH_WATER: a hard cap */
+export const WRITER_LAG = 16 << 20;
 
 /** One session. */
 export class Session {
@@ -88,6 +93,7 @@ export class Session {
   /** settles once the console started (or failed to) */
   ready: Promise<void> = Promise.resolve();
   readonly #scrollback: Scrollback;
+  readonly #scrollbackMax: number;
   readonly #attachments = new Set<Attachment>();
   #paused = false;
   #ended = false;
@@ -98,6 +104,7 @@ export class Session {
     this.createdAt = now;
     this.lastHeartbeat = now;
     this.#scrollback = new Scrollback(scrollback);
+    this.#scrollbackMax = scrollback;
   }
 
   get attachments(): number {
@@ -120,7 +127,10 @@ export class Session {
     this.console = con;
     con.onOutput((data) => {
       this.#scrollback.push(data);
-      for (const a of this.#attachments) a.send(data);
+      for (const a of this.#attachments) {
+        a.send(data);
+        this.#checkLag(a);
+      }
       this.#checkPressure();
     });
   }
@@ -134,6 +144,7 @@ export class Session {
     const back = this.#scrollback.contents();
     if (back.length > 0) a.send(back);
     this.#attachments.add(a);
+    this.#checkPressure();
     return () => {
       this.#attachments.delete(a);
       this.#checkPressure();
@@ -161,11 +172,29 @@ export class Session {
     this.#checkPressure();
   }
 
+  /**
+   * Drops `a` when it lags past its cap: the scrollback it was replayed plus READER_LAG, or
+   * WRITER_LAG for a writer. Its output is skipped from then on; the rest go on.
+   */
+  #checkLag(a: Attachment): void {
+    const cap = this.#scrollbackMax + (a.readOnly ? READER_LAG : WRITER_LAG);
+    const lag = a.buffered();
+    if (lag <= cap) return;
+    this.#attachments.delete(a);
+    a.end({
+      kind: 'error',
+      message:
+        `attachment fell behind: ${lag} bytes unsent, more than the ${cap} ` +
+        `${a.readOnly ? 'a read-only' : 'any'} attachment may lag; attach again to go on`,
+    });
+  }
+
+  // only writers pause the console: a viewer that stops reading must not freeze the terminal
   #checkPressure(): void {
     const con = this.console;
     if (con === undefined) return;
     let most = 0;
-    for (const a of this.#attachments) most = Math.max(most, a.buffered());
+    for (const a of this.#attachments) if (!a.readOnly) most = Math.max(most, a.buffered());
     if (!this.#paused && most > HIGH_WATER) {
       this.#paused = true;
       con.pause();
@@ -202,6 +231,8 @@ export interface SessionSettings {
   attachTokenTtlMs: number;
   /** of new sessions; a live session keeps the scrollback it has */
   scrollback: number;
+  /** live attachments per session (each may hold its scrollback and a lag in memory) */
+  maxAttachments: number;
 }
 
 export interface SessionManagerOptions extends SessionSettings {
@@ -408,9 +439,14 @@ export class SessionManager {
 
   /**
    * Takes the attach token of `user` for session `sessionId` (once): 404 when unknown, used or
-   * expired, 403 (leaving the token to its owner) when issued for another session or user.
+   * expired (or the session ended), 403 when issued for another session or user, 429 when the
+   * session has max_attachments; a refused token stays for its owner.
    */
-  takeAttachToken(token: string, sessionId: string, user: string): AttachGrant {
+  takeAttachToken(
+    token: string,
+    sessionId: string,
+    user: string,
+  ): { grant: AttachGrant; session: Session } {
     const grant = this.#tokens.peek(token);
     if (grant === undefined) {
       throw new HttpError('NotFound', 'attach token unknown, used or expired');
@@ -418,10 +454,20 @@ export class SessionManager {
     if (grant.sessionId !== sessionId || grant.user !== user) {
       throw new HttpError('Forbidden', 'attach token was issued for another session or user');
     }
+    const session = this.#sessions.get(sessionId);
+    if (session === undefined) throw new HttpError('NotFound', `terminal ${sessionId} has ended`);
+    if (session.attachments >= this.#o.maxAttachments) {
+      throw new HttpError(
+        'TooManyRequests',
+        `attaching to terminal ${sessionId}: it has ${session.attachments} attachments, the ` +
+          'maximum ([sessions] max_attachments); close one',
+        { headers: { 'retry-after': '5' } },
+      );
+    }
     this.#tokens.take(token);
     if (this.#issued.get(`${sessionId} ${user}`) === token)
       this.#issued.delete(`${sessionId} ${user}`);
-    return grant;
+    return { grant, session };
   }
 
   /** The session a grant points at, if it still exists. */

@@ -7,7 +7,12 @@ import { silentLogger } from '../../../../shared/log/index.ts';
 import type { ExitStatus } from '../../../../shared/stream/index.ts';
 import { configSchema } from '../../../../daemons/webterminal/config.ts';
 import type { TerminalConsole } from '../../../../daemons/webterminal/sandbox.ts';
-import { SessionManager } from '../../../../daemons/webterminal/sessions.ts';
+import {
+  READER_LAG,
+  SessionManager,
+  WRITER_LAG,
+  type Attachment,
+} from '../../../../daemons/webterminal/sessions.ts';
 
 /** A console that only records what was done to it; `emit` plays output. */
 function fakeConsole(): TerminalConsole & { emit(d: Buffer): void; paused: boolean } {
@@ -51,7 +56,7 @@ const config = parseConfig(
   configSchema,
 );
 
-function manager(): SessionManager {
+function manager(con: TerminalConsole = fakeConsole()): SessionManager {
   return new SessionManager({
     ttlMs: 60_000,
     readyTimeoutMs: 1000,
@@ -59,8 +64,9 @@ function manager(): SessionManager {
     maxTotal: 100,
     attachTokenTtlMs: 30_000,
     scrollback: 1024,
+    maxAttachments: 8,
     targets: () => config.targets,
-    start: () => Promise.resolve(fakeConsole()),
+    start: () => Promise.resolve(con),
     clock: () => 1_000_000,
     log: silentLogger(),
   });
@@ -83,8 +89,8 @@ describe('webterminal attach tokens', () => {
     session.viewers.add('bob');
     const bob = m.attachToken(session, 'bob');
     assert.equal(bob.readOnly, true);
-    assert.equal(m.takeAttachToken(bob.token, session.id, 'bob').user, 'bob');
-    assert.equal(m.takeAttachToken(last, session.id, 'alice').user, 'alice');
+    assert.equal(m.takeAttachToken(bob.token, session.id, 'bob').grant.user, 'bob');
+    assert.equal(m.takeAttachToken(last, session.id, 'alice').grant.user, 'alice');
   });
 
   it('answers 503 with Retry-After, not a 500, when the attach tokens of all users fill the store', async () => {
@@ -101,5 +107,70 @@ describe('webterminal attach tokens', () => {
         return true;
       },
     );
+  });
+});
+
+/** An attachment whose unsent bytes are whatever the test says; `ended` once dropped. */
+function fakeAttachment(readOnly: boolean): Attachment & {
+  lag: number;
+  got: number;
+  ended: ExitStatus | undefined;
+} {
+  const a = {
+    readOnly,
+    lag: 0,
+    got: 0,
+    ended: undefined as ExitStatus | undefined,
+    send: (d: Buffer) => {
+      a.got += d.length;
+    },
+    buffered: () => a.lag,
+    end: (s: ExitStatus) => {
+      a.ended = s;
+    },
+  };
+  return a;
+}
+
+describe('webterminal attachments that lag', () => {
+  it('pauses the console for a lagging writer, never for a lagging viewer', async () => {
+    const con = fakeConsole();
+    const { session } = manager(con).create(alice, 'shell');
+    await session.ready;
+    const viewer = fakeAttachment(true);
+    const writer = fakeAttachment(false);
+    session.attach(viewer);
+    session.attach(writer);
+    viewer.lag = 2 << 20;
+    con.emit(Buffer.from('x'));
+    assert.equal(con.paused, false, 'a viewer that stops reading froze the terminal');
+    writer.lag = 2 << 20;
+    con.emit(Buffer.from('x'));
+    assert.equal(con.paused, true);
+    writer.lag = 0;
+    session.drained();
+    assert.equal(con.paused, false);
+  });
+
+  it('drops a viewer past scrollback + READER_LAG and a writer past scrollback + WRITER_LAG; the rest go on', async () => {
+    const con = fakeConsole();
+    const { session } = manager(con).create(alice, 'shell');
+    await session.ready;
+    const viewer = fakeAttachment(true);
+    const writer = fakeAttachment(false);
+    const other = fakeAttachment(false);
+    for (const a of [viewer, writer, other]) session.attach(a);
+    viewer.lag = 1024 + READER_LAG + 1;
+    con.emit(Buffer.from('a'));
+    assert.match(String(viewer.ended?.kind === 'error' && viewer.ended.message), /fell behind/);
+    assert.equal(session.attachments, 2);
+    const seen = viewer.got;
+    con.emit(Buffer.from('b'));
+    assert.equal(viewer.got, seen, 'output still went to a dropped viewer');
+    writer.lag = 1024 + WRITER_LAG + 1;
+    con.emit(Buffer.from('c'));
+    assert.match(String(writer.ended?.kind === 'error' && writer.ended.message), /fell behind/);
+    assert.equal(other.ended, undefined);
+    assert.equal(session.attachments, 1);
   });
 });
