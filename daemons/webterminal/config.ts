@@ -89,7 +89,10 @@ const isLoopback = (host: string): boolean =>
 export const configSchema = z
   .strictObject({
     listen: hostPort().prefault('127.0.0.1:8443'),
-    /** the public origin browsers use (`https://term.example.com`); default: the Host header */
+    /**
+     * the origins browsers use (`https://term.example.com`); default with [tls]: https:// and the
+     * Host header; required without [tls] (the proxy's origin is not the daemon's)
+     */
     public_origins: z.array(z.url({ protocol: /^https?$/ })).default([]),
     /** absent: plain HTTP, allowed only on loopback behind a TLS-terminating proxy */
     tls: z
@@ -126,6 +129,8 @@ export const configSchema = z
         .min(0)
         .max(16 << 20)
         .default(256 * 1024),
+      /** live attachments (browser tabs, viewers) per session; one more is answered 429 */
+      max_attachments: z.number().int().min(1).max(1000).default(8),
       /** how often expired sessions are looked for */
       sweep_interval: duration().prefault('5s'),
     }),
@@ -159,6 +164,15 @@ export const configSchema = z
         code: 'custom',
         path: ['tls'],
         message: `plain HTTP is allowed only on loopback; listen ${c.listen.host} needs [tls]`,
+      });
+    }
+    if (c.tls === undefined && c.public_origins.length === 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['public_origins'],
+        message:
+          'plain HTTP (no [tls]) runs behind a TLS-terminating proxy, whose origin (https://HOST) ' +
+          'the request does not show; it needs public_origins, e.g. ["https://term.example.com"]',
       });
     }
     if (c.auth.client_ca_file !== undefined && c.tls === undefined) {

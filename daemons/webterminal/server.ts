@@ -11,6 +11,7 @@ import type { SecureContextOptions } from 'node:tls';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { HttpError, sendError, sendSocketError, toHttpError } from '../../shared/http/errors.ts';
 import {
+  checkWebSocketHandshake,
   closeServer,
   handleHealth,
   listen,
@@ -123,6 +124,7 @@ export async function startWebterminal(
     maxTotal: cfg.sessions.max_total,
     attachTokenTtlMs: cfg.sessions.attach_token_ttl,
     scrollback: cfg.sessions.scrollback,
+    maxAttachments: cfg.sessions.max_attachments,
     targets: () => cfg.targets,
     start: deps.start,
     clock: deps.clock,
@@ -164,10 +166,12 @@ export async function startWebterminal(
     handleProtocols: (offered) => (offered.has(V5_PROTOCOL) ? V5_PROTOCOL : false),
   });
 
+  // without public_origins (only with TLS: the config requires them for plain HTTP) the Host
+  // header the browser sent is ours
   const selfOrigins = (req: IncomingMessage): string[] =>
     cfg.public_origins.length > 0
       ? cfg.public_origins.map((o) => new URL(o).origin)
-      : [`${secure ? 'https' : 'http'}://${req.headers.host ?? ''}`];
+      : [`https://${req.headers.host ?? ''}`];
 
   /**
    * Browsers always send Origin on WebSockets and on cross-site POSTs; a cookie caller must
@@ -246,7 +250,9 @@ export async function startWebterminal(
       checkOrigin(req, caller);
       const value = auth.login({ user: caller.user, groups: caller.groups }, caller.tokenSha256);
       const maxAge = Math.floor(cfg.auth.cookie_ttl / 1000);
-      const cookie = `${COOKIE_NAME}=${value}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${maxAge}${secure ? '; Secure' : ''}`;
+      // Secure also over plain HTTP: that is the hop from the TLS proxy; browsers accept it from
+      // http://localhost too
+      const cookie = `${COOKIE_NAME}=${value}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=${maxAge}`;
       json(res, 200, { user: caller.user, groups: caller.groups }, { 'set-cookie': cookie });
       return;
     }
@@ -254,7 +260,9 @@ export async function startWebterminal(
     if (method !== 'GET' && method !== 'HEAD') checkOrigin(req, caller);
     if (p === '/api/logout' && method === 'POST') {
       auth.logout(req);
-      json(res, 204, null, { 'set-cookie': `${COOKIE_NAME}=; Path=/; Max-Age=0` });
+      json(res, 204, null, {
+        'set-cookie': `${COOKIE_NAME}=; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=0`,
+      });
       return;
     }
     if (p === '/api/whoami' && method === 'GET') {
@@ -366,20 +374,15 @@ export async function startWebterminal(
     const url = requestUrl(req);
     const m = ATTACH_PATH.exec(url.pathname);
     if (m === null) throw new HttpError('NotFound', `no route ${url.pathname}`);
+    // a malformed handshake, another user or a foreign Origin must not use up the token
+    checkWebSocketHandshake(req, V5_PROTOCOL);
     const caller = auth.authenticate(req);
     checkOrigin(req, caller);
-    const offered = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((s) => s.trim());
-    if (!offered.includes(V5_PROTOCOL)) {
-      throw new HttpError('BadRequest', `attach needs WebSocket subprotocol ${V5_PROTOCOL}`);
-    }
-    const grant = sessions.takeAttachToken(url.searchParams.get('token') ?? '');
-    if (grant === undefined)
-      throw new HttpError('NotFound', 'attach token unknown, used or expired');
-    if (grant.sessionId !== m[1] || grant.user !== caller.user) {
-      throw new HttpError('Forbidden', 'attach token was issued for another session or user');
-    }
-    const s = sessions.byId(grant.sessionId);
-    if (s === undefined) throw new HttpError('NotFound', `terminal ${grant.sessionId} has ended`);
+    const { grant, session: s } = sessions.takeAttachToken(
+      url.searchParams.get('token') ?? '',
+      m[1]!,
+      caller.user,
+    );
     wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
       const a: Attachment = {
         readOnly: grant.readOnly,
@@ -395,6 +398,14 @@ export async function startWebterminal(
           if (ws.readyState === ws.OPEN) {
             ws.send(encodeStatus(status));
             ws.close(1000);
+            // a peer that reads nothing never completes the close: its buffer must go anyway
+            const t = setTimeout(() => {
+              ws.terminate();
+            }, 5_000);
+            t.unref();
+            ws.once('close', () => {
+              clearTimeout(t);
+            });
           }
         },
       };
@@ -464,6 +475,7 @@ export async function startWebterminal(
       maxTotal: next.sessions.max_total,
       attachTokenTtlMs: next.sessions.attach_token_ttl,
       scrollback: next.sessions.scrollback,
+      maxAttachments: next.sessions.max_attachments,
     });
     if (next.sessions.sweep_interval !== before.sessions.sweep_interval) {
       clearInterval(sweepTimer);
@@ -493,6 +505,8 @@ export async function startWebterminal(
     reload,
     async close() {
       clearInterval(sweepTimer);
+      // stop accepting first: no session may start after closeAll took its snapshot
+      server.close();
       await sessions.closeAll();
       await closeServer(server, sockets, 2_000);
     },

@@ -7,6 +7,7 @@ import type { Identity } from '../../shared/http/identity.ts';
 import type { Logger } from '../../shared/log/index.ts';
 import {
   TokenStore,
+  TokenStoreFullError,
   type Clock,
   type ExitStatus,
   type TermSize,
@@ -71,8 +72,13 @@ class Scrollback {
   }
 }
 
+/** a writer lagging more than this pauses the console, until it is below LOW_WATER again */
 const HIGH_WATER = 1 << 20;
 const LOW_WATER = 1 << 18;
+/** how far a read-only attachment may lag (past its scrollback replay) before it is dropped */
+export const READER_LAG = 4 << 20;
+/** the same for a writer, whose lag the console pause keeps near HIGH_WATER: a hard cap */
+export const WRITER_LAG = 16 << 20;
 
 /** One session. */
 export class Session {
@@ -87,6 +93,7 @@ export class Session {
   /** settles once the console started (or failed to) */
   ready: Promise<void> = Promise.resolve();
   readonly #scrollback: Scrollback;
+  readonly #scrollbackMax: number;
   readonly #attachments = new Set<Attachment>();
   #paused = false;
   #ended = false;
@@ -97,6 +104,7 @@ export class Session {
     this.createdAt = now;
     this.lastHeartbeat = now;
     this.#scrollback = new Scrollback(scrollback);
+    this.#scrollbackMax = scrollback;
   }
 
   get attachments(): number {
@@ -119,7 +127,10 @@ export class Session {
     this.console = con;
     con.onOutput((data) => {
       this.#scrollback.push(data);
-      for (const a of this.#attachments) a.send(data);
+      for (const a of this.#attachments) {
+        a.send(data);
+        this.#checkLag(a);
+      }
       this.#checkPressure();
     });
   }
@@ -133,6 +144,7 @@ export class Session {
     const back = this.#scrollback.contents();
     if (back.length > 0) a.send(back);
     this.#attachments.add(a);
+    this.#checkPressure();
     return () => {
       this.#attachments.delete(a);
       this.#checkPressure();
@@ -160,11 +172,29 @@ export class Session {
     this.#checkPressure();
   }
 
+  /**
+   * Drops `a` when it lags past its cap: the scrollback it was replayed plus READER_LAG, or
+   * WRITER_LAG for a writer. Its output is skipped from then on; the rest go on.
+   */
+  #checkLag(a: Attachment): void {
+    const cap = this.#scrollbackMax + (a.readOnly ? READER_LAG : WRITER_LAG);
+    const lag = a.buffered();
+    if (lag <= cap) return;
+    this.#attachments.delete(a);
+    a.end({
+      kind: 'error',
+      message:
+        `attachment fell behind: ${lag} bytes unsent, more than the ${cap} ` +
+        `${a.readOnly ? 'a read-only' : 'any'} attachment may lag; attach again to go on`,
+    });
+  }
+
+  // only writers pause the console: a viewer that stops reading must not freeze the terminal
   #checkPressure(): void {
     const con = this.console;
     if (con === undefined) return;
     let most = 0;
-    for (const a of this.#attachments) most = Math.max(most, a.buffered());
+    for (const a of this.#attachments) if (!a.readOnly) most = Math.max(most, a.buffered());
     if (!this.#paused && most > HIGH_WATER) {
       this.#paused = true;
       con.pause();
@@ -201,6 +231,8 @@ export interface SessionSettings {
   attachTokenTtlMs: number;
   /** of new sessions; a live session keeps the scrollback it has */
   scrollback: number;
+  /** live attachments per session (each may hold its scrollback and a lag in memory) */
+  maxAttachments: number;
 }
 
 export interface SessionManagerOptions extends SessionSettings {
@@ -220,6 +252,9 @@ export class SessionManager {
   #o: SessionManagerOptions;
   readonly #sessions = new Map<string, Session>();
   #tokens: TokenStore<AttachGrant>;
+  /** the last attach token issued per `${session} ${user}`: a new one replaces it */
+  readonly #issued = new Map<string, string>();
+  #closing = false;
   readonly #log: Logger;
 
   constructor(o: SessionManagerOptions) {
@@ -245,6 +280,7 @@ export class SessionManager {
         ttlMs: settings.attachTokenTtlMs,
         clock: this.#o.clock,
       });
+      this.#issued.clear();
     }
   }
 
@@ -261,6 +297,11 @@ export class SessionManager {
    * per-user maximum, 503 over the daemon's.
    */
   create(id: Identity, targetName: string): { session: Session; reused: boolean } {
+    if (this.#closing) {
+      throw new HttpError('ServiceUnavailable', 'creating terminal: webterminal is stopping', {
+        headers: { 'retry-after': '5' },
+      });
+    }
     const target = this.#o.targets().find((t) => t.name === targetName);
     if (target === undefined || !mayUseTarget(target, id)) {
       throw new HttpError('NotFound', `creating terminal: no target ${JSON.stringify(targetName)}`);
@@ -299,8 +340,8 @@ export class SessionManager {
       .start(target, { id: s.id, user: id }, { cols: 80, rows: 24 })
       .then((con) => {
         if (!this.#sessions.has(s.id)) {
-          // deleted while starting
-          void con.kill();
+          // deleted while starting: #remove, waiting for this start, kills it
+          s.console = con;
           throw new Error('session was deleted while starting');
         }
         s.bind(con);
@@ -369,19 +410,64 @@ export class SessionManager {
     s.lastHeartbeat = this.#o.clock();
   }
 
-  /** A one-time attach token for `user` on `s`. */
+  /**
+   * A one-time attach token for `user` on `s`. It replaces the unused one `user` got for `s`
+   * before, so nobody holds more than one per session; 503 if the store is full all the same.
+   */
   attachToken(s: Session, user: string): { token: string; readOnly: boolean; expiresInMs: number } {
     const readOnly = s.creator.user !== user;
-    return {
-      token: this.#tokens.put({ sessionId: s.id, user, readOnly }),
-      readOnly,
-      expiresInMs: this.#tokens.ttlMs,
-    };
+    const key = `${s.id} ${user}`;
+    const previous = this.#issued.get(key);
+    if (previous !== undefined) {
+      this.#tokens.take(previous);
+      this.#issued.delete(key);
+    }
+    let token: string;
+    try {
+      token = this.#tokens.put({ sessionId: s.id, user, readOnly });
+    } catch (err) {
+      if (!(err instanceof TokenStoreFullError)) throw err;
+      throw new HttpError(
+        'ServiceUnavailable',
+        `issuing an attach token for terminal ${s.id}: ${this.#tokens.maxInFlight} unused tokens of all users, the maximum`,
+        { cause: err, headers: { 'retry-after': String(Math.ceil(err.retryAfterMs / 1000)) } },
+      );
+    }
+    this.#issued.set(key, token);
+    return { token, readOnly, expiresInMs: this.#tokens.ttlMs };
   }
 
-  /** Takes an attach token (once); undefined when unknown, used or expired. */
-  takeAttachToken(token: string): AttachGrant | undefined {
-    return this.#tokens.take(token);
+  /**
+   * Takes the attach token of `user` for session `sessionId` (once): 404 when unknown, used or
+   * expired (or the session ended), 403 when issued for another session or user, 429 when the
+   * session has max_attachments; a refused token stays for its owner.
+   */
+  takeAttachToken(
+    token: string,
+    sessionId: string,
+    user: string,
+  ): { grant: AttachGrant; session: Session } {
+    const grant = this.#tokens.peek(token);
+    if (grant === undefined) {
+      throw new HttpError('NotFound', 'attach token unknown, used or expired');
+    }
+    if (grant.sessionId !== sessionId || grant.user !== user) {
+      throw new HttpError('Forbidden', 'attach token was issued for another session or user');
+    }
+    const session = this.#sessions.get(sessionId);
+    if (session === undefined) throw new HttpError('NotFound', `terminal ${sessionId} has ended`);
+    if (session.attachments >= this.#o.maxAttachments) {
+      throw new HttpError(
+        'TooManyRequests',
+        `attaching to terminal ${sessionId}: it has ${session.attachments} attachments, the ` +
+          'maximum ([sessions] max_attachments); close one',
+        { headers: { 'retry-after': '5' } },
+      );
+    }
+    this.#tokens.take(token);
+    if (this.#issued.get(`${sessionId} ${user}`) === token)
+      this.#issued.delete(`${sessionId} ${user}`);
+    return { grant, session };
   }
 
   /** The session a grant points at, if it still exists. */
@@ -411,8 +497,12 @@ export class SessionManager {
     return expired.length;
   }
 
-  /** Ends every session (daemon stop). */
+  /**
+   * Ends every session (daemon stop) and refuses new ones (503); resolves once their processes
+   * ended, those of sessions still starting included.
+   */
   async closeAll(): Promise<void> {
+    this.#closing = true;
     await Promise.all(
       [...this.#sessions.values()].map((s) =>
         this.#remove(s, { kind: 'error', message: 'webterminal is stopping' }),
@@ -422,6 +512,9 @@ export class SessionManager {
 
   async #remove(s: Session, status: ExitStatus): Promise<void> {
     const had = this.#sessions.delete(s.id);
+    for (const key of this.#issued.keys()) {
+      if (key.startsWith(`${s.id} `)) this.#issued.delete(key);
+    }
     s.finish(status);
     if (had) {
       this.#log.info(
@@ -429,6 +522,8 @@ export class SessionManager {
         'session cleaned up',
       );
     }
+    // a session still starting has no console yet: wait for the start, kill what it made
+    if (s.console === undefined) await s.ready.catch(() => undefined);
     await s.console?.kill();
   }
 }

@@ -77,14 +77,27 @@ export class TokenStore<T> {
 
   /** The value stored under `token`, removing it; undefined when unknown, used or expired. */
   take(token: string): T | undefined {
+    const key = this.#find(token);
+    if (key === undefined) return undefined;
+    const value = this.#entries.get(key)!.value;
+    this.#entries.delete(key);
+    return value;
+  }
+
+  /** The value stored under `token`, leaving it in place (check it, then take it). */
+  peek(token: string): T | undefined {
+    const key = this.#find(token);
+    return key === undefined ? undefined : this.#entries.get(key)!.value;
+  }
+
+  #find(token: string): string | undefined {
     this.#sweep();
     const raw = decodeToken(token);
     if (raw === undefined) return undefined;
     const key = digest(raw);
     const entry = this.#entries.get(key);
     if (entry === undefined || !timingSafeEqual(entry.token, raw)) return undefined;
-    this.#entries.delete(key);
-    return entry.value;
+    return key;
   }
 
   // every entry, not up to the first live one: insertion order is expiry order only for as long as

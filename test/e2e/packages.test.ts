@@ -540,9 +540,13 @@ describe(
         t.skip('hostplane-webterminal is not packaged yet');
         return;
       }
-      // the shipped config as it is (plain HTTP on loopback), on a port the gateway does not use
+      // the shipped config (plain HTTP on loopback), on a port the gateway does not use, with the
+      // public_origins plain HTTP needs (here the daemon's own address: no proxy in front)
       const shipped = await readFile('/etc/hostplane/webterminal.toml', 'utf8');
-      await writeFile('/etc/hostplane/webterminal.toml', `listen = "127.0.0.1:8480"\n${shipped}`);
+      await writeFile(
+        '/etc/hostplane/webterminal.toml',
+        `listen = "127.0.0.1:8480"\npublic_origins = ["http://127.0.0.1:8480"]\n${shipped}`,
+      );
       const r = await systemctl('start', 'webterminal');
       assert.equal(r.code, 0, r.stderr);
       assert.equal(await prop('webterminal', 'ActiveState'), 'active');

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import tls from 'node:tls';
 import { ExecRefusedError } from '../../../shared/stream/client.ts';
 import {
   attachTerm,
@@ -105,6 +106,62 @@ describe('webterminal API over TLS with sandbox targets', { timeout: 120_000 }, 
       attachTerm(h, g.json.attach.url, { ...bearer(TOKENS.bob), ...origin }),
       (e: unknown) => e instanceof ExecRefusedError && e.status === 403,
     );
+    await h.api('DELETE', `/api/terminals/${c.json.id}`, { token: TOKENS.alice, headers: origin });
+  });
+
+  /** the status line of an upgrade request for `url` sent as raw bytes (a hand-made handshake) */
+  function rawUpgrade(url: string, headers: Record<string, string>): Promise<string> {
+    const u = new URL(url);
+    const lines = [
+      `GET ${u.pathname}${u.search} HTTP/1.1`,
+      `Host: ${u.host}`,
+      'Connection: Upgrade',
+      'Upgrade: websocket',
+      ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
+    ];
+    return new Promise((resolve, reject) => {
+      const s = tls.connect(
+        { host: u.hostname, port: Number(u.port), ca: h.pki.ca, servername: 'localhost' },
+        () => s.write(`${lines.join('\r\n')}\r\n\r\n`),
+      );
+      let out = '';
+      s.on('data', (d: Buffer) => {
+        out += d.toString('latin1');
+        if (out.includes('\r\n')) {
+          s.destroy();
+          resolve(out.split('\r\n')[0]!);
+        }
+      });
+      s.on('error', reject);
+    });
+  }
+
+  it('keeps the attach token for its owner when a malformed handshake or another user presents it', async () => {
+    const c = await h.api('POST', '/api/terminals', {
+      token: TOKENS.alice,
+      body: { target: 'shell' },
+      headers: origin,
+    });
+    const g = await h.api('GET', `/api/terminals/${c.json.id}`, { token: TOKENS.alice });
+    const handshake = {
+      'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==',
+      'Sec-WebSocket-Protocol': 'v5.channel.k8s.io',
+      Origin: h.wt.origin,
+    };
+    const badVersion = await rawUpgrade(g.json.attach.url, {
+      ...handshake,
+      'Sec-WebSocket-Version': '99',
+      Authorization: `Bearer ${TOKENS.alice}`,
+    });
+    assert.match(badVersion, / 400 /);
+    const otherUser = await rawUpgrade(g.json.attach.url, {
+      ...handshake,
+      'Sec-WebSocket-Version': '13',
+      Authorization: `Bearer ${TOKENS.bob}`,
+    });
+    assert.match(otherUser, / 403 /);
+    const term = await attachTerm(h, g.json.attach.url, { ...bearer(TOKENS.alice), ...origin });
+    term.session.close();
     await h.api('DELETE', `/api/terminals/${c.json.id}`, { token: TOKENS.alice, headers: origin });
   });
 
@@ -349,6 +406,42 @@ describe('webterminal API over TLS with sandbox targets', { timeout: 120_000 }, 
     assert.match(csp, /frame-ancestors 'none'/);
     assert.match(csp, /script-src 'self'(;|$)/);
     assert.equal(r.headers['x-frame-options'], 'DENY');
+  });
+});
+
+describe('webterminal over plain HTTP behind a TLS-terminating proxy', { timeout: 60_000 }, () => {
+  it('sets a Secure login cookie and takes the browser Origin from public_origins', async () => {
+    const proxied = 'https://term.example.com';
+    const h = await startHarness({
+      plainHttp: true,
+      config: { ...testConfig(), public_origins: [proxied] },
+    });
+    try {
+      assert.match(h.wt.origin, /^http:/);
+      const login = await h.api('POST', '/api/login', {
+        token: TOKENS.alice,
+        headers: { origin: proxied },
+      });
+      assert.equal(login.status, 200, JSON.stringify(login.json));
+      const setCookie = String(login.headers['set-cookie']);
+      assert.match(setCookie, /; Secure(;|$)/);
+      const cookie = setCookie.split(';')[0]!;
+      const c = await h.api('POST', '/api/terminals', {
+        body: { target: 'shell' },
+        headers: { cookie, origin: proxied },
+      });
+      assert.equal(c.status, 201, JSON.stringify(c.json));
+      const g = await h.api('GET', `/api/terminals/${c.json.id}`, { headers: { cookie } });
+      assert.equal(g.status, 200, JSON.stringify(g.json));
+      assert.match(g.json.attach.url, /^wss:\/\/term\.example\.com\/api\/terminals\//);
+      const local = await h.api('POST', '/api/login', {
+        token: TOKENS.alice,
+        headers: { origin: h.wt.origin },
+      });
+      assert.equal(local.status, 403, 'only public_origins are browser origins');
+    } finally {
+      await h.wt.close();
+    }
   });
 });
 

@@ -1,6 +1,7 @@
 // Shared setup of the webterminal tests: a real daemon over TLS on 127.0.0.1:0 with sandbox
 // targets, a fake clock, bearer-token users, and clients for the API and the attach WebSocket.
 import { mkdtemp, readdir, readFile } from 'node:fs/promises';
+import http from 'node:http';
 import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,6 +17,7 @@ import { configSchema, type WebterminalConfig } from '../../../daemons/webtermin
 import type { MachineDeps } from '../../../daemons/webterminal/machine.ts';
 import type { SandboxDeps } from '../../../daemons/webterminal/sandbox.ts';
 import { startWebterminal, type Webterminal } from '../../../daemons/webterminal/server.ts';
+import type { StartTarget } from '../../../daemons/webterminal/sessions.ts';
 import { targetStarter } from '../../../daemons/webterminal/targets.ts';
 
 export const TOKENS = { alice: 'alice-secret-token', bob: 'bob-secret-token', olga: 'olga-token' };
@@ -71,6 +73,10 @@ export function testConfig(extra = '', uiDir = '/nonexistent'): WebterminalConfi
 listen = "127.0.0.1:0"
 ui_dir = ${JSON.stringify(uiDir)}
 allowed_host_source_list = ["*.seed.example.com"]
+# the daemon speaks TLS: startHarness passes the material (these files are never read)
+[tls]
+cert_file = "/nonexistent/tls.crt"
+key_file = "/nonexistent/tls.key"
 [auth]
 [[auth.tokens]]
 user = "alice"
@@ -148,21 +154,28 @@ export async function startHarness(
     issue?: MachineDeps['issue'];
     /** how sandboxes start (default sandboxDeps(): namespaces only, no cgroups) */
     sandbox?: SandboxDeps;
+    /** plain HTTP (no [tls]), as behind a TLS-terminating proxy; the config needs public_origins */
+    plainHttp?: boolean;
+    /** wraps how targets start (a test slows a start down) */
+    wrapStart?: (start: StartTarget) => StartTarget;
   } = {},
 ): Promise<Harness> {
   const pki = opts.pki ?? (await testPki());
   const now = { ms: Date.now() };
   const log = opts.log ?? silentLogger();
   const config = opts.config ?? testConfig();
+  const start = targetStarter(opts.sandbox ?? (await sandboxDeps()), log, {
+    ttlMs: config.sessions.ttl,
+    timeoutMs: config.sessions.ready_timeout,
+    ...(opts.issue === undefined ? {} : { issue: opts.issue }),
+  });
   const wt = await startWebterminal(config, {
     log,
     clock: () => now.ms,
-    start: targetStarter(opts.sandbox ?? (await sandboxDeps()), log, {
-      ttlMs: config.sessions.ttl,
-      timeoutMs: config.sessions.ready_timeout,
-      ...(opts.issue === undefined ? {} : { issue: opts.issue }),
-    }),
-    tls: { ...pki.server, ...(opts.clientCa === true ? { clientCa: pki.ca } : {}) },
+    start: opts.wrapStart === undefined ? start : opts.wrapStart(start),
+    ...(opts.plainHttp === true
+      ? {}
+      : { tls: { ...pki.server, ...(opts.clientCa === true ? { clientCa: pki.ca } : {}) } }),
   });
   return {
     wt,
@@ -171,7 +184,7 @@ export async function startHarness(
     api: (method, p, o = {}) =>
       new Promise((resolve, reject) => {
         const body = o.body === undefined ? undefined : JSON.stringify(o.body);
-        const req = https.request(
+        const req = (opts.plainHttp === true ? http : https).request(
           new URL(p, wt.origin),
           {
             method,

@@ -15,7 +15,13 @@ import {
 import { configSchema, restartOnlyChanges } from '../../../../daemons/webterminal/config.ts';
 import { makeTree, type FakeTree } from '../../shared/cgroup/tree.ts';
 
-const parse = (toml: string) => parseConfig(toml, 'webterminal.toml', configSchema);
+// plain HTTP needs public_origins
+const parse = (toml: string) =>
+  parseConfig(
+    `public_origins = ["https://t.example.com"]\n${toml}`,
+    'webterminal.toml',
+    configSchema,
+  );
 const planText = (w: { file: string; value: string }[]): string =>
   w.map((x) => `${x.file} ${x.value}`).join('\n');
 

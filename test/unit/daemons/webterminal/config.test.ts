@@ -9,8 +9,10 @@ import { contentSecurityPolicy } from '../../../../daemons/webterminal/server.ts
 const parse = (toml: string) => parseConfig(toml, 'webterminal.toml', configSchema);
 
 describe('webterminal config', () => {
-  it('reads the shipped example, every key commented out, as the defaults', () => {
-    const c = parse(readFileSync('etc/hostplane/webterminal.toml', 'utf8'));
+  it('reads the shipped example, every key commented out, as the defaults once public_origins is set', () => {
+    const shipped = readFileSync('etc/hostplane/webterminal.toml', 'utf8');
+    assert.throws(() => parse(shipped), /public_origins: plain HTTP/);
+    const c = parse(`public_origins = ["https://term.example.com"]\n${shipped}`);
     assert.equal(c.sessions.ttl, 300_000);
     assert.equal(c.sessions.ready_timeout, 10_000);
     assert.deepEqual(c.listen, { host: '127.0.0.1', port: 8443 });
@@ -18,6 +20,17 @@ describe('webterminal config', () => {
 
   it('refuses plain HTTP off loopback', () => {
     assert.throws(() => parse('listen = "0.0.0.0:80"\n'), /plain HTTP is allowed only on loopback/);
+  });
+
+  it('refuses plain HTTP without public_origins: behind the TLS proxy the Host says nothing of the browser origin', () => {
+    assert.throws(
+      () => parse('listen = "127.0.0.1:8080"\n'),
+      /public_origins: plain HTTP .* needs/,
+    );
+    const c = parse('listen = "127.0.0.1:8080"\npublic_origins = ["https://term.example.com"]\n');
+    assert.deepEqual(c.public_origins, ['https://term.example.com']);
+    const tls = '[tls]\ncert_file = "/etc/t.crt"\nkey_file = "/etc/t.key"\n';
+    assert.deepEqual(parse(tls).public_origins, [], 'with [tls] the Host header is the origin');
   });
 
   it('refuses duplicate target names and unknown keys', () => {

@@ -15,6 +15,15 @@ describe('TokenStore', () => {
     assert.equal(store.take(token), undefined);
   });
 
+  it('shows the value under a token on peek without using it up', () => {
+    const store = new TokenStore<string>();
+    const token = store.put('m1');
+    assert.equal(store.peek(token), 'm1');
+    assert.equal(store.peek('x'.repeat(43)), undefined);
+    assert.equal(store.take(token), 'm1');
+    assert.equal(store.peek(token), undefined);
+  });
+
   it('makes 256-bit base64url tokens that differ between calls', () => {
     const store = new TokenStore<number>();
     const tokens = new Set(Array.from({ length: 200 }, (_, i) => store.put(i)));
