@@ -14,6 +14,7 @@ import {
   checkWebSocketHandshake,
   closeServer,
   handleHealth,
+  limitConnections,
   listen,
   readBody,
   requestUrl,
@@ -158,6 +159,8 @@ export async function startWebterminal(
           : {}),
       })
     : http.createServer(opts);
+  // at most 1,024 connections; one that sends no request within 15 s is closed
+  limitConnections(server);
   const sockets = new SessionSet();
   const wss = new WebSocketServer({
     noServer: true,
