@@ -15,7 +15,9 @@ import { applyLimits, checkLimitsShape, resolveLimits } from './limits.ts';
 import { OutputWriter, readOutput, type ReadOutputOptions } from './output.ts';
 import { JobStore, markLost, type HostRef, type JobRecord } from './store.ts';
 import {
+  deviceProblem,
   ExecutorError,
+  quoteShort,
   type Command,
   type ExecutionInfo,
   type IoLimit,
@@ -447,7 +449,7 @@ async function resolveIoDevices(
     } catch (cause) {
       throw new ExecutorError(
         'invalid_argument',
-        `${where}: resolving block device ${l.device}: ${(cause as Error).message}`,
+        `${where}: resolving block device ${quoteShort(l.device, 256)}: ${deviceProblem(cause)}`,
         { cause },
       );
     }

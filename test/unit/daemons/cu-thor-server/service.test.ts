@@ -178,6 +178,55 @@ describe('JobExecutor gRPC service', () => {
     );
   });
 
+  it('an id whose cut would split a surrogate pair gets INVALID_ARGUMENT on every RPC and the server serves on', async () => {
+    // 63 ASCII then an emoji: a cut at 64 UTF-16 units leaves a lone surrogate
+    const id = 'a'.repeat(63) + '\u{1F600}' + 'b'.repeat(10);
+    const deadline = () => ({ deadline: Date.now() + 5_000 });
+    await rejectsWith(
+      call((cb) => c1.getExecution({ id }, deadline(), cb)),
+      grpc.status.INVALID_ARGUMENT,
+      /not a UUID/,
+    );
+    await rejectsWith(
+      call((cb) => c1.stopExecution({ id }, deadline(), cb)),
+      grpc.status.INVALID_ARGUMENT,
+      /not a UUID/,
+    );
+    await rejectsWith(
+      collect(c1.getOutStream({ id }, deadline()) as AsyncIterable<GetOutStreamResponse>),
+      grpc.status.INVALID_ARGUMENT,
+      /not a UUID/,
+    );
+    // the echo is cut on a code point and escaped: never the whole id
+    await rejectsWith(
+      call((cb) => c1.getExecution({ id: 'z'.repeat(100_000) }, deadline(), cb)),
+      grpc.status.INVALID_ARGUMENT,
+      /^execution id "z{64}…" is not a UUID$/,
+    );
+    const res = await start(c1, 'true');
+    assert.match(res.id, /^[0-9a-f-]{36}$/);
+  });
+
+  it('limits.io is bounded in entries and device length, and the refusal does not echo the device', async () => {
+    const io = (n: number, device = '/dev/vda') =>
+      Array.from({ length: n }, () => ({ device, rbps: '1000' }));
+    await rejectsWith(
+      call((cb) => c1.executeCommand({ command: 'x', limits: { io: io(65) } }, cb)),
+      grpc.status.INVALID_ARGUMENT,
+      /limits\.io has 65 entries, more than 64/,
+    );
+    const long = '/dev/' + 'x'.repeat(100_000);
+    await assert.rejects(
+      call((cb) => c1.executeCommand({ command: 'x', limits: { io: io(1, long) } }, cb)),
+      (err: grpc.ServiceError) => {
+        assert.equal(err.code, grpc.status.INVALID_ARGUMENT);
+        assert.match(err.details, /limits\.io\[0\]\.device is 100005 bytes, more than 4096/);
+        assert.ok(err.details.length < 300, `details of ${err.details.length} characters`);
+        return true;
+      },
+    );
+  });
+
   it('executor refusals keep their meaning: too many jobs is RESOURCE_EXHAUSTED', async () => {
     executor.maxConcurrent = executor.jobs.size;
     try {
