@@ -514,23 +514,35 @@ interface JobInit {
   live: LiveParts | null;
 }
 
-function readAll(stream: Readable, limit: number): Promise<string> {
-  return new Promise((resolve) => {
+/**
+ * Reads the init's status fd: `text` (up to `limit` characters) once it ends, and `ready`, true
+ * as soon as the init reported "ready" (signals to it are no longer dropped), false when the fd
+ * ended without it.
+ */
+function watchStatus(
+  stream: Readable,
+  limit: number,
+): { text: Promise<string>; ready: Promise<boolean> } {
+  let setReady: (ready: boolean) => void = () => undefined;
+  const ready = new Promise<boolean>((resolve) => {
+    setReady = resolve;
+  });
+  const text = new Promise<string>((resolve) => {
     let text = '';
+    const end = (): void => {
+      setReady(false);
+      resolve(text);
+    };
     stream.setEncoding('utf8');
     stream.on('data', (s: string) => {
       if (text.length < limit) text += s.slice(0, limit - text.length);
+      if (/^ready$/m.test(text)) setReady(true);
     });
-    stream.on('error', () => {
-      resolve(text);
-    });
-    stream.on('close', () => {
-      resolve(text);
-    });
-    stream.on('end', () => {
-      resolve(text);
-    });
+    stream.on('error', end);
+    stream.on('close', end);
+    stream.on('end', end);
   });
+  return { text, ready };
 }
 
 function drained(stream: Readable): Promise<void> {
@@ -565,6 +577,8 @@ class Job implements Command {
   #exited = false;
   #graceTimer: NodeJS.Timeout | null = null;
   #initPid: number | null = null;
+  /** true once the init can take signals (see watchStatus); a stop before that waits for it. */
+  #initReady: Promise<boolean> = Promise.resolve(false);
   #stderrHead = '';
 
   constructor(init: JobInit) {
@@ -634,6 +648,9 @@ class Job implements Command {
   }
 
   async #sendTerm(live: LiveParts): Promise<void> {
+    // the kernel drops a signal to a namespace init that has not blocked or handled it yet: a
+    // stop right after the start waits for the init's "ready" (false: it ended before that)
+    if (!(await this.#initReady)) return;
     const pid = await this.#findInit(live);
     if (pid === null || this.#exited) return;
     try {
@@ -693,8 +710,12 @@ class Job implements Command {
   async #monitor(live: LiveParts): Promise<ExecutionInfo> {
     const { spawned, writer, cgroup } = live;
     const outputDone = this.#watchOutput(live);
-    const statusText =
-      spawned.extra[0] === undefined ? Promise.resolve('') : readAll(spawned.extra[0], 4096);
+    const statusFd =
+      spawned.extra[0] === undefined
+        ? { text: Promise.resolve(''), ready: Promise.resolve(false) }
+        : watchStatus(spawned.extra[0], 4096);
+    this.#initReady = statusFd.ready;
+    const statusText = statusFd.text;
     void this.#recordHost(live);
 
     const exit = await spawned.exited;

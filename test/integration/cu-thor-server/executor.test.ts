@@ -180,6 +180,27 @@ describe('stopping a job', () => {
     assert.deepEqual(await outputText(cmd), ['o:ready\ngot-term\n']);
   });
 
+  it('a stop right after the start still delivers SIGTERM: the job ends stopped, not killed after the grace', async () => {
+    // the SIGTERM used to reach the init before it blocked signals, and the kernel dropped it
+    const { ex: slow } = await makeExecutor(env, { stopGraceMs: 3_000 });
+    try {
+      for (let i = 0; i < 10; i++) {
+        const cmd = await slow.start(
+          'sh',
+          ['-c', 'trap "exit 0" TERM; while :; do sleep 0.05; done'],
+          { owner },
+        );
+        const t0 = Date.now();
+        const info = await cmd.stop();
+        const ms = Date.now() - t0;
+        assert.equal(info.status, 'stopped', `attempt ${i}: ${info.status} after ${ms} ms`);
+        assert.ok(ms < 2_000, `attempt ${i}: stopped after ${ms} ms`);
+      }
+    } finally {
+      await slow.close({ stopJobs: true });
+    }
+  });
+
   it('a command that ignores SIGTERM is killed after the grace period → killed', async () => {
     const cmd = await ex.start(
       'bash',
