@@ -70,6 +70,18 @@ export const configSchema = z.strictObject({
 export type Config = z.output<typeof configSchema>;
 type LimitSet = Config['limits']['default'];
 
+/** Time the drain needs on top of stop_grace: ending streams, the gRPC shutdown, metadata. */
+export const DRAIN_MARGIN_MS = 10_000;
+
+/**
+ * How long the daemon waits for its drain after SIGTERM: stop_grace (jobs get SIGTERM, SIGKILL
+ * after it) plus DRAIN_MARGIN_MS. The unit's TimeoutStopSec must be above this (30 s covers the
+ * default stop_grace of 10 s; raise it with stop_grace, e.g. stop_grace + 20 s).
+ */
+export function drainTimeoutMs(config: Pick<Config, 'stop_grace'>): number {
+  return config.stop_grace + DRAIN_MARGIN_MS;
+}
+
 /** `listen` as grpc-js binds it ("[::1]:50051" for IPv6). */
 export function listenAddress(listen: Config['listen']): string {
   return listen.host.includes(':')
