@@ -106,6 +106,8 @@ export class Executor {
   readonly #defaults: JobLimits;
   readonly #max: JobLimits;
   #starting = 0;
+  /** starts between their checks and their job being in #jobs; close() waits for them. */
+  readonly #inFlight = new Set<Promise<unknown>>();
   #closed = false;
 
   private constructor(
@@ -202,14 +204,19 @@ export class Executor {
       );
     }
     this.#starting++;
-    try {
+    const starting = (async () => {
       const requested =
         opts.limits === undefined
           ? undefined
           : await resolveIoDevices(opts.limits, this.#resolveDevice, 'limits');
       const limits = resolveLimits(requested, this.#defaults, this.#max);
       return await this.#launch(command, [...args], opts.owner, limits);
+    })();
+    this.#inFlight.add(starting);
+    try {
+      return await starting;
     } finally {
+      this.#inFlight.delete(starting);
       this.#starting--;
     }
   }
@@ -234,6 +241,8 @@ export class Executor {
   /** Refuses new starts and waits for pending metadata writes; with stopJobs, stops every job. */
   async close(opts: { stopJobs?: boolean } = {}): Promise<void> {
     this.#closed = true;
+    // a start past its #closed check either launched (its job is in #jobs then) or gave up
+    await Promise.allSettled([...this.#inFlight]);
     if (opts.stopJobs === true) {
       await Promise.all([...this.#jobs.values()].map((j) => j.stop()));
     }
@@ -290,6 +299,8 @@ export class Executor {
         log: this.#log,
         pageCache: this.#o.pageCache ?? null,
       });
+      // the awaits above may have let close() begin: a job started now would outlive the drain
+      if (this.#closed) throw new ExecutorError('unavailable', 'the executor is shutting down');
       const argv = isolatedArgv({
         unshare: this.#o.unshare,
         init: this.#o.nsinit,

@@ -166,6 +166,43 @@ describe('refusing bad starts', () => {
   });
 });
 
+describe('shutting down', () => {
+  it('a start still resolving its devices when close() begins never launches its job', async () => {
+    let resolved = (): void => undefined;
+    const resolving = new Promise<void>((r) => {
+      resolved = r;
+    });
+    const { ex: closing } = await makeExecutor(env, {
+      resolveDevice: async () => {
+        resolved();
+        await new Promise((r) => setTimeout(r, 300));
+        return '254:0';
+      },
+    });
+    const started = closing.start('sleep', ['4242'], {
+      owner,
+      limits: { io: [{ device: '/dev/slow', rbps: 1_000_000 }] },
+    });
+    await resolving;
+    const closed = closing.close({ stopJobs: true });
+    try {
+      await assert.rejects(started, (err: ExecutorError) => {
+        assert.equal(err.code, 'unavailable');
+        return true;
+      });
+      await closed;
+      assert.deepEqual(
+        closing.list().filter((i) => i.status === 'running'),
+        [],
+      );
+    } finally {
+      await closed;
+      // without the fix the job is running here: stop it so the test leaves nothing behind
+      for (const i of closing.list()) await closing.get(i.id)?.stop();
+    }
+  });
+});
+
 describe('stopping a job', () => {
   it('delivers SIGTERM to the command: its handler runs and it exits cleanly → stopped', async () => {
     const cmd = await ex.start(
