@@ -51,6 +51,10 @@ export const configSchema = z.strictObject({
   /** SIGTERM to SIGKILL; "0s" kills at once */
   stop_grace: duration({ min: 0 }).prefault('10s'),
   max_output_bytes: positiveSize.prefault('128MiB'),
+  /** open GetOutStream calls of all clients together; past it RESOURCE_EXHAUSTED */
+  max_output_streams: positiveInt.default(256),
+  /** open GetOutStream calls of one client (certificate CN) */
+  max_output_streams_per_client: positiveInt.default(64),
   tls: section({
     ca_file: absolutePath().prefault(`${ETC}/ca.crt`),
     cert_file: absolutePath().prefault(`${ETC}/server.crt`),

@@ -84,7 +84,13 @@ export const SERVER_CHANNEL_OPTIONS: grpc.ChannelOptions = {
   'grpc.max_receive_message_length': 4 * 1024 * 1024,
   'grpc.keepalive_time_ms': 60_000,
   'grpc.keepalive_timeout_ms': 20_000,
+  // calls one HTTP/2 connection may have open at once (output streams and unary calls)
+  'grpc.max_concurrent_streams': 128,
 };
+
+/** Default caps of open GetOutStream calls (config max_output_streams[_per_client]). */
+export const DEFAULT_MAX_STREAMS = 256;
+export const DEFAULT_MAX_STREAMS_PER_OWNER = 64;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -260,6 +266,10 @@ export function toStatus(err: unknown, log: Logger, what: string): Partial<grpc.
 export interface ServiceDeps {
   executor: ExecutorPort;
   log: Logger;
+  /** open GetOutStream calls of all owners together; default DEFAULT_MAX_STREAMS. */
+  maxStreams?: number;
+  /** open GetOutStream calls of one owner; default DEFAULT_MAX_STREAMS_PER_OWNER. */
+  maxStreamsPerOwner?: number;
 }
 
 /** The JobExecutor service plus `close()`, which ends every open output stream (drain). */
@@ -271,9 +281,40 @@ export interface JobExecutorService {
   readonly openStreams: number;
 }
 
-export function createJobExecutorService({ executor, log }: ServiceDeps): JobExecutorService {
+export function createJobExecutorService({
+  executor,
+  log,
+  maxStreams = DEFAULT_MAX_STREAMS,
+  maxStreamsPerOwner = DEFAULT_MAX_STREAMS_PER_OWNER,
+}: ServiceDeps): JobExecutorService {
   const streams = new Set<AbortController>();
+  const streamsOf = new Map<string, number>();
   let closing = false;
+
+  /** Counts a new stream of `owner`, or RESOURCE_EXHAUSTED past a cap; returns its release. */
+  const admitStream = (owner: string, abort: AbortController): (() => void) => {
+    const mine = streamsOf.get(owner) ?? 0;
+    if (mine >= maxStreamsPerOwner) {
+      throw new StatusError(
+        grpc.status.RESOURCE_EXHAUSTED,
+        `${mine} output streams of ${owner} are open, the maximum per client is ${maxStreamsPerOwner}`,
+      );
+    }
+    if (streams.size >= maxStreams) {
+      throw new StatusError(
+        grpc.status.RESOURCE_EXHAUSTED,
+        `${streams.size} output streams are open, the server's maximum is ${maxStreams}`,
+      );
+    }
+    streams.add(abort);
+    streamsOf.set(owner, mine + 1);
+    return () => {
+      streams.delete(abort);
+      const n = (streamsOf.get(owner) ?? 1) - 1;
+      if (n === 0) streamsOf.delete(owner);
+      else streamsOf.set(owner, n);
+    };
+  };
 
   /** The caller's command with that id; another owner's id is NOT_FOUND, like an unknown one. */
   const owned = (id: string, owner: string): Command => {
@@ -395,11 +436,12 @@ export function createJobExecutorService({ executor, log }: ServiceDeps): JobExe
       abort.abort();
     };
     let owner = '?';
+    let release = (): void => undefined;
     try {
       if (closing) throw new StatusError(grpc.status.UNAVAILABLE, 'server is shutting down');
       owner = peerCommonName(call);
       const cmd = owned(call.request.id, owner);
-      streams.add(abort);
+      release = admitStream(owner, abort);
       call.once('cancelled', onCancel);
       const readBytes = (): number => streamReadBytes(streams.size);
       for await (const chunk of cmd.output({ signal: abort.signal, readBytes, buffers })) {
@@ -426,7 +468,7 @@ export function createJobExecutorService({ executor, log }: ServiceDeps): JobExe
       if (state.cancelled) return;
       fail(call, toStatus(err, log, `GetOutStream for ${owner}`), log);
     } finally {
-      streams.delete(abort);
+      release();
       call.off('cancelled', onCancel);
     }
   }

@@ -360,3 +360,75 @@ describe('JobExecutor gRPC service', () => {
     await rejectsWith(result, grpc.status.UNAVAILABLE, /shutting down/);
   });
 });
+
+describe('JobExecutor gRPC service stream caps', () => {
+  const executor = new FakeExecutor();
+  const { log } = createMemoryLogger();
+  let service: JobExecutorService;
+  let server: grpc.Server;
+  let c1: JobExecutorClient;
+  let c2: JobExecutorClient;
+
+  before(async () => {
+    service = createJobExecutorService({ executor, log, maxStreams: 3, maxStreamsPerOwner: 2 });
+    server = new grpc.Server(SERVER_CHANNEL_OPTIONS);
+    server.addService(loadJobExec().hostplane.jobexec.v1.JobExecutor.service, service.handlers);
+    const creds = new ReloadableServerCredentials({
+      ca: pki.ca,
+      cert: pki.server.cert,
+      key: pki.server.key,
+    });
+    const port = await new Promise<number>((resolve, reject) => {
+      server.bindAsync('127.0.0.1:0', creds, (err, p) => {
+        if (err) reject(err);
+        else resolve(p);
+      });
+    });
+    c1 = client(`localhost:${port}`, 'client1');
+    c2 = client(`localhost:${port}`, 'client2');
+  });
+
+  after(() => {
+    c1.close();
+    c2.close();
+    server.forceShutdown();
+  });
+
+  it('sets a per-connection cap on concurrent calls', () => {
+    assert.equal(SERVER_CHANNEL_OPTIONS['grpc.max_concurrent_streams'], 128);
+  });
+
+  it('refuses output streams past the per-client and the total cap with RESOURCE_EXHAUSTED, and admits again once one ends', async () => {
+    const start = (c: JobExecutorClient) =>
+      call<{ id: string }>((cb) => c.executeCommand({ command: 'forever', args: [] }, cb));
+    const { id: id1 } = await start(c1);
+    const { id: id2 } = await start(c2);
+    const open: grpc.ClientReadableStream<GetOutStreamResponse>[] = [];
+    const openStream = async (c: JobExecutorClient, id: string, n: number): Promise<void> => {
+      const s = c.getOutStream({ id });
+      s.on('error', () => undefined);
+      open.push(s);
+      while (service.openStreams < n) await new Promise((r) => setTimeout(r, 5));
+    };
+    try {
+      await openStream(c1, id1, 1);
+      await openStream(c1, id1, 2);
+      await rejectsWith(
+        collect(c1.getOutStream({ id: id1 }) as AsyncIterable<GetOutStreamResponse>),
+        grpc.status.RESOURCE_EXHAUSTED,
+        /output streams of client1 are open, the maximum per client is 2/,
+      );
+      await openStream(c2, id2, 3);
+      await rejectsWith(
+        collect(c2.getOutStream({ id: id2 }) as AsyncIterable<GetOutStreamResponse>),
+        grpc.status.RESOURCE_EXHAUSTED,
+        /3 output streams are open, the server's maximum is 3/,
+      );
+      open.shift()!.cancel();
+      while (service.openStreams > 2) await new Promise((r) => setTimeout(r, 5));
+      await openStream(c1, id1, 3);
+    } finally {
+      for (const s of open) s.cancel();
+    }
+  });
+});
