@@ -54,7 +54,7 @@ export const configSchema = z.strictObject({
   /** open GetOutStream calls of all clients together; past it RESOURCE_EXHAUSTED */
   max_output_streams: positiveInt.default(256),
   /** open GetOutStream calls of one client (certificate CN) */
-  max_output_streams_per_client: positiveInt.default(64),
+  max_output_streams_per_client: positiveInt.default(128),
   tls: section({
     ca_file: absolutePath().prefault(`${ETC}/ca.crt`),
     cert_file: absolutePath().prefault(`${ETC}/server.crt`),

@@ -90,7 +90,7 @@ export const SERVER_CHANNEL_OPTIONS: grpc.ChannelOptions = {
 
 /** Default caps of open GetOutStream calls (config max_output_streams[_per_client]). */
 export const DEFAULT_MAX_STREAMS = 256;
-export const DEFAULT_MAX_STREAMS_PER_OWNER = 64;
+export const DEFAULT_MAX_STREAMS_PER_OWNER = 128;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
