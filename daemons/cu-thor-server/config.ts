@@ -51,6 +51,10 @@ export const configSchema = z.strictObject({
   /** SIGTERM to SIGKILL; "0s" kills at once */
   stop_grace: duration({ min: 0 }).prefault('10s'),
   max_output_bytes: positiveSize.prefault('128MiB'),
+  /** open GetOutStream calls of all clients together; past it RESOURCE_EXHAUSTED */
+  max_output_streams: positiveInt.default(256),
+  /** open GetOutStream calls of one client (certificate CN) */
+  max_output_streams_per_client: positiveInt.default(128),
   tls: section({
     ca_file: absolutePath().prefault(`${ETC}/ca.crt`),
     cert_file: absolutePath().prefault(`${ETC}/server.crt`),
@@ -69,6 +73,18 @@ export const configSchema = z.strictObject({
 
 export type Config = z.output<typeof configSchema>;
 type LimitSet = Config['limits']['default'];
+
+/** Time the drain needs on top of stop_grace: ending streams, the gRPC shutdown, metadata. */
+export const DRAIN_MARGIN_MS = 10_000;
+
+/**
+ * How long the daemon waits for its drain after SIGTERM: stop_grace (jobs get SIGTERM, SIGKILL
+ * after it) plus DRAIN_MARGIN_MS. The unit's TimeoutStopSec must be above this (30 s covers the
+ * default stop_grace of 10 s; raise it with stop_grace, e.g. stop_grace + 20 s).
+ */
+export function drainTimeoutMs(config: Pick<Config, 'stop_grace'>): number {
+  return config.stop_grace + DRAIN_MARGIN_MS;
+}
 
 /** `listen` as grpc-js binds it ("[::1]:50051" for IPv6). */
 export function listenAddress(listen: Config['listen']): string {

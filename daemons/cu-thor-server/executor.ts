@@ -15,7 +15,9 @@ import { applyLimits, checkLimitsShape, resolveLimits } from './limits.ts';
 import { OutputWriter, readOutput, type ReadOutputOptions } from './output.ts';
 import { JobStore, markLost, type HostRef, type JobRecord } from './store.ts';
 import {
+  deviceProblem,
   ExecutorError,
+  quoteShort,
   type Command,
   type ExecutionInfo,
   type IoLimit,
@@ -104,6 +106,8 @@ export class Executor {
   readonly #defaults: JobLimits;
   readonly #max: JobLimits;
   #starting = 0;
+  /** starts between their checks and their job being in #jobs; close() waits for them. */
+  readonly #inFlight = new Set<Promise<unknown>>();
   #closed = false;
 
   private constructor(
@@ -200,14 +204,19 @@ export class Executor {
       );
     }
     this.#starting++;
-    try {
+    const starting = (async () => {
       const requested =
         opts.limits === undefined
           ? undefined
           : await resolveIoDevices(opts.limits, this.#resolveDevice, 'limits');
       const limits = resolveLimits(requested, this.#defaults, this.#max);
       return await this.#launch(command, [...args], opts.owner, limits);
+    })();
+    this.#inFlight.add(starting);
+    try {
+      return await starting;
     } finally {
+      this.#inFlight.delete(starting);
       this.#starting--;
     }
   }
@@ -232,6 +241,8 @@ export class Executor {
   /** Refuses new starts and waits for pending metadata writes; with stopJobs, stops every job. */
   async close(opts: { stopJobs?: boolean } = {}): Promise<void> {
     this.#closed = true;
+    // a start past its #closed check either launched (its job is in #jobs then) or gave up
+    await Promise.allSettled([...this.#inFlight]);
     if (opts.stopJobs === true) {
       await Promise.all([...this.#jobs.values()].map((j) => j.stop()));
     }
@@ -288,6 +299,8 @@ export class Executor {
         log: this.#log,
         pageCache: this.#o.pageCache ?? null,
       });
+      // the awaits above may have let close() begin: a job started now would outlive the drain
+      if (this.#closed) throw new ExecutorError('unavailable', 'the executor is shutting down');
       const argv = isolatedArgv({
         unshare: this.#o.unshare,
         init: this.#o.nsinit,
@@ -447,7 +460,7 @@ async function resolveIoDevices(
     } catch (cause) {
       throw new ExecutorError(
         'invalid_argument',
-        `${where}: resolving block device ${l.device}: ${(cause as Error).message}`,
+        `${where}: resolving block device ${quoteShort(l.device, 256)}: ${deviceProblem(cause)}`,
         { cause },
       );
     }
@@ -512,23 +525,35 @@ interface JobInit {
   live: LiveParts | null;
 }
 
-function readAll(stream: Readable, limit: number): Promise<string> {
-  return new Promise((resolve) => {
+/**
+ * Reads the init's status fd: `text` (up to `limit` characters) once it ends, and `ready`, true
+ * as soon as the init reported "ready" (signals to it are no longer dropped), false when the fd
+ * ended without it.
+ */
+function watchStatus(
+  stream: Readable,
+  limit: number,
+): { text: Promise<string>; ready: Promise<boolean> } {
+  let setReady: (ready: boolean) => void = () => undefined;
+  const ready = new Promise<boolean>((resolve) => {
+    setReady = resolve;
+  });
+  const text = new Promise<string>((resolve) => {
     let text = '';
+    const end = (): void => {
+      setReady(false);
+      resolve(text);
+    };
     stream.setEncoding('utf8');
     stream.on('data', (s: string) => {
       if (text.length < limit) text += s.slice(0, limit - text.length);
+      if (/^ready$/m.test(text)) setReady(true);
     });
-    stream.on('error', () => {
-      resolve(text);
-    });
-    stream.on('close', () => {
-      resolve(text);
-    });
-    stream.on('end', () => {
-      resolve(text);
-    });
+    stream.on('error', end);
+    stream.on('close', end);
+    stream.on('end', end);
   });
+  return { text, ready };
 }
 
 function drained(stream: Readable): Promise<void> {
@@ -563,6 +588,8 @@ class Job implements Command {
   #exited = false;
   #graceTimer: NodeJS.Timeout | null = null;
   #initPid: number | null = null;
+  /** true once the init can take signals (see watchStatus); a stop before that waits for it. */
+  #initReady: Promise<boolean> = Promise.resolve(false);
   #stderrHead = '';
 
   constructor(init: JobInit) {
@@ -632,6 +659,9 @@ class Job implements Command {
   }
 
   async #sendTerm(live: LiveParts): Promise<void> {
+    // the kernel drops a signal to a namespace init that has not blocked or handled it yet: a
+    // stop right after the start waits for the init's "ready" (false: it ended before that)
+    if (!(await this.#initReady)) return;
     const pid = await this.#findInit(live);
     if (pid === null || this.#exited) return;
     try {
@@ -691,8 +721,12 @@ class Job implements Command {
   async #monitor(live: LiveParts): Promise<ExecutionInfo> {
     const { spawned, writer, cgroup } = live;
     const outputDone = this.#watchOutput(live);
-    const statusText =
-      spawned.extra[0] === undefined ? Promise.resolve('') : readAll(spawned.extra[0], 4096);
+    const statusFd =
+      spawned.extra[0] === undefined
+        ? { text: Promise.resolve(''), ready: Promise.resolve(false) }
+        : watchStatus(spawned.extra[0], 4096);
+    this.#initReady = statusFd.ready;
+    const statusText = statusFd.text;
     void this.#recordHost(live);
 
     const exit = await spawned.exited;

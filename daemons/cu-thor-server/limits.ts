@@ -1,6 +1,6 @@
 // Job limits: merge a request with the configured defaults, check it against the maxima, and turn
 // the result into the cgroup v2 file writes that enforce it (plan as data, applied by applyLimits).
-import { ExecutorError, type IoLimit, type JobLimits } from './types.ts';
+import { deviceProblem, ExecutorError, quoteShort, type IoLimit, type JobLimits } from './types.ts';
 
 /** cpu.max period; the quota is cpuPercent% of it. */
 export const CPU_PERIOD_US = 100_000;
@@ -54,7 +54,7 @@ export function checkLimitsShape(limits: JobLimits, where = 'limits'): void {
     checkPositive(`${where}.io[${i}].rbps`, io.rbps, true);
     checkPositive(`${where}.io[${i}].wbps`, io.wbps, true);
     if (io.rbps === undefined && io.wbps === undefined) {
-      throw invalid(`${where}.io[${i}] (${io.device}) sets neither rbps nor wbps`);
+      throw invalid(`${where}.io[${i}] (${quoteShort(io.device, 256)}) sets neither rbps nor wbps`);
     }
   }
 }
@@ -68,7 +68,7 @@ function resolveIo(list: readonly IoLimit[] | undefined, resolve: DeviceResolver
     } catch (cause) {
       throw new ExecutorError(
         'invalid_argument',
-        `${where}: resolving block device ${io.device}: ${(cause as Error).message}`,
+        `${where}: resolving block device ${quoteShort(io.device, 256)}: ${deviceProblem(cause)}`,
         { cause },
       );
     }

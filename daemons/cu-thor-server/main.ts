@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { runDaemon } from '../../shared/daemon/index.ts';
 import { createRunner, findBinary } from '../../shared/exec/index.ts';
 import { nsInitPath } from '../../shared/ns/index.ts';
-import { configSchema, DEFAULT_CONFIG_PATH } from './config.ts';
+import { configSchema, DEFAULT_CONFIG_PATH, drainTimeoutMs } from './config.ts';
 import { run } from './server.ts';
 
 const USAGE = `Usage: cu-thor-server [--config PATH] [--check-config]
@@ -27,8 +27,8 @@ process.exit(
     schema: configSchema,
     defaultConfigPath: DEFAULT_CONFIG_PATH,
     usage: USAGE,
-    // jobs get stop_grace (10 s by default) to end; the unit's TimeoutStopSec is 30 s
-    drainTimeoutMs: 25_000,
+    // stop_grace plus a margin (see drainTimeoutMs); the unit's TimeoutStopSec must be above it
+    drainTimeoutMs,
     async run(ctx) {
       const unshare = await findBinary('unshare');
       const nsinit = nsInitPath();

@@ -90,7 +90,12 @@ export async function run(deps: ServerDeps, signal: AbortSignal): Promise<void> 
     unshare: deps.unshare,
     pageCache,
   });
-  const service = createJobExecutorService({ executor, log: log.child({ component: 'grpc' }) });
+  const service = createJobExecutorService({
+    executor,
+    log: log.child({ component: 'grpc' }),
+    maxStreams: config.max_output_streams,
+    maxStreamsPerOwner: config.max_output_streams_per_client,
+  });
   const server = new grpc.Server(SERVER_CHANNEL_OPTIONS);
   server.addService(
     withFastOutStream(loadJobExec().hostplane.jobexec.v1.JobExecutor.service),

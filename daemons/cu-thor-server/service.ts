@@ -14,6 +14,7 @@ import type {
 import { ReusedReadBuffers } from './output.ts';
 import {
   ExecutorError,
+  quoteShort,
   type Command,
   type ExecutionInfo,
   type ExecutorErrorCode,
@@ -39,6 +40,10 @@ export const REQUEST_BOUNDS = {
   argBytes: 128 * 1024,
   /** command and args together (the executor's own cap): well below ARG_MAX. */
   totalBytes: 128 * 1024,
+  /** entries of limits.io (each is resolved with a stat before the job starts). */
+  ioCount: 64,
+  /** bytes of one limits.io device path (PATH_MAX). */
+  ioDeviceBytes: 4096,
 } as const;
 
 /**
@@ -79,7 +84,13 @@ export const SERVER_CHANNEL_OPTIONS: grpc.ChannelOptions = {
   'grpc.max_receive_message_length': 4 * 1024 * 1024,
   'grpc.keepalive_time_ms': 60_000,
   'grpc.keepalive_timeout_ms': 20_000,
+  // calls one HTTP/2 connection may have open at once (output streams and unary calls)
+  'grpc.max_concurrent_streams': 128,
 };
+
+/** Default caps of open GetOutStream calls (config max_output_streams[_per_client]). */
+export const DEFAULT_MAX_STREAMS = 256;
+export const DEFAULT_MAX_STREAMS_PER_OWNER = 128;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -166,9 +177,18 @@ export function limitsFromWire(l: Limits | null): JobLimits | undefined {
   if (memoryMaxBytes !== undefined) out.memoryMaxBytes = memoryMaxBytes;
   if (memoryHighBytes !== undefined) out.memoryHighBytes = memoryHighBytes;
   if (pidsMax !== undefined) out.pidsMax = pidsMax;
+  if (l.io.length > REQUEST_BOUNDS.ioCount) {
+    throw invalid(`limits.io has ${l.io.length} entries, more than ${REQUEST_BOUNDS.ioCount}`);
+  }
   if (l.io.length > 0) {
     out.io = l.io.map((d, i) => {
       if (d.device === '') throw invalid(`limits.io[${i}].device is empty`);
+      const deviceBytes = Buffer.byteLength(d.device);
+      if (deviceBytes > REQUEST_BOUNDS.ioDeviceBytes) {
+        throw invalid(
+          `limits.io[${i}].device is ${deviceBytes} bytes, more than ${REQUEST_BOUNDS.ioDeviceBytes}`,
+        );
+      }
       const rbps = wireNumber(`io[${i}].rbps`, d.rbps);
       const wbps = wireNumber(`io[${i}].wbps`, d.wbps);
       return {
@@ -246,6 +266,10 @@ export function toStatus(err: unknown, log: Logger, what: string): Partial<grpc.
 export interface ServiceDeps {
   executor: ExecutorPort;
   log: Logger;
+  /** open GetOutStream calls of all owners together; default DEFAULT_MAX_STREAMS. */
+  maxStreams?: number;
+  /** open GetOutStream calls of one owner; default DEFAULT_MAX_STREAMS_PER_OWNER. */
+  maxStreamsPerOwner?: number;
 }
 
 /** The JobExecutor service plus `close()`, which ends every open output stream (drain). */
@@ -257,13 +281,44 @@ export interface JobExecutorService {
   readonly openStreams: number;
 }
 
-export function createJobExecutorService({ executor, log }: ServiceDeps): JobExecutorService {
+export function createJobExecutorService({
+  executor,
+  log,
+  maxStreams = DEFAULT_MAX_STREAMS,
+  maxStreamsPerOwner = DEFAULT_MAX_STREAMS_PER_OWNER,
+}: ServiceDeps): JobExecutorService {
   const streams = new Set<AbortController>();
+  const streamsOf = new Map<string, number>();
   let closing = false;
+
+  /** Counts a new stream of `owner`, or RESOURCE_EXHAUSTED past a cap; returns its release. */
+  const admitStream = (owner: string, abort: AbortController): (() => void) => {
+    const mine = streamsOf.get(owner) ?? 0;
+    if (mine >= maxStreamsPerOwner) {
+      throw new StatusError(
+        grpc.status.RESOURCE_EXHAUSTED,
+        `${mine} output streams of ${owner} are open, the maximum per client is ${maxStreamsPerOwner}`,
+      );
+    }
+    if (streams.size >= maxStreams) {
+      throw new StatusError(
+        grpc.status.RESOURCE_EXHAUSTED,
+        `${streams.size} output streams are open, the server's maximum is ${maxStreams}`,
+      );
+    }
+    streams.add(abort);
+    streamsOf.set(owner, mine + 1);
+    return () => {
+      streams.delete(abort);
+      const n = (streamsOf.get(owner) ?? 1) - 1;
+      if (n === 0) streamsOf.delete(owner);
+      else streamsOf.set(owner, n);
+    };
+  };
 
   /** The caller's command with that id; another owner's id is NOT_FOUND, like an unknown one. */
   const owned = (id: string, owner: string): Command => {
-    if (!UUID.test(id)) throw invalid(`execution id '${id.slice(0, 64)}' is not a UUID`);
+    if (!UUID.test(id)) throw invalid(`execution id ${quoteShort(id)} is not a UUID`);
     const cmd = executor.get(id.toLowerCase(), owner);
     if (cmd?.info().owner !== owner) {
       throw new StatusError(grpc.status.NOT_FOUND, `execution ${id} not found`);
@@ -275,11 +330,25 @@ export function createJobExecutorService({ executor, log }: ServiceDeps): JobExe
   const unary =
     <Req, Res>(name: string, fn: (req: Req, owner: string) => Promise<Res>) =>
     (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sendUnaryData<Res>): void => {
+      // grpc-js may throw while sending (encodeURI of the details, serializing the answer):
+      // answered with a plain INTERNAL status instead, never an unhandled rejection
+      const answer = (err: Partial<grpc.StatusObject> | null, res?: Res): void => {
+        try {
+          callback(err, res);
+        } catch (sendErr) {
+          log.error({ err: sendErr }, `${name}: sending the answer`);
+          try {
+            callback({ code: grpc.status.INTERNAL, details: `${name}: internal error` });
+          } catch {
+            // nothing more to try: the call is left to the client's deadline
+          }
+        }
+      };
       let owner: string;
       try {
         owner = peerCommonName(call);
       } catch (err) {
-        callback(toStatus(err, log, name));
+        answer(toStatus(err, log, name));
         return;
       }
       // a synchronous throw inside fn becomes a rejection too
@@ -287,10 +356,10 @@ export function createJobExecutorService({ executor, log }: ServiceDeps): JobExe
         .then(() => fn(call.request, owner))
         .then(
           (res) => {
-            callback(null, res);
+            answer(null, res);
           },
           (err: unknown) => {
-            callback(toStatus(err, log, `${name} for ${owner}`));
+            answer(toStatus(err, log, `${name} for ${owner}`));
           },
         );
     };
@@ -367,11 +436,12 @@ export function createJobExecutorService({ executor, log }: ServiceDeps): JobExe
       abort.abort();
     };
     let owner = '?';
+    let release = (): void => undefined;
     try {
       if (closing) throw new StatusError(grpc.status.UNAVAILABLE, 'server is shutting down');
       owner = peerCommonName(call);
       const cmd = owned(call.request.id, owner);
-      streams.add(abort);
+      release = admitStream(owner, abort);
       call.once('cancelled', onCancel);
       const readBytes = (): number => streamReadBytes(streams.size);
       for await (const chunk of cmd.output({ signal: abort.signal, readBytes, buffers })) {
@@ -390,15 +460,15 @@ export function createJobExecutorService({ executor, log }: ServiceDeps): JobExe
       }
       if (state.cancelled) return;
       if (abort.signal.aborted) {
-        fail(call, { code: grpc.status.UNAVAILABLE, details: 'server is shutting down' });
+        fail(call, { code: grpc.status.UNAVAILABLE, details: 'server is shutting down' }, log);
         return;
       }
       call.end();
     } catch (err) {
       if (state.cancelled) return;
-      fail(call, toStatus(err, log, `GetOutStream for ${owner}`));
+      fail(call, toStatus(err, log, `GetOutStream for ${owner}`), log);
     } finally {
-      streams.delete(abort);
+      release();
       call.off('cancelled', onCancel);
     }
   }
@@ -415,7 +485,19 @@ export function createJobExecutorService({ executor, log }: ServiceDeps): JobExe
   };
 }
 
-/** Ends a server stream with an error status (grpc-js sends the status on 'error'). */
-function fail(call: NodeJS.EventEmitter, status: Partial<grpc.StatusObject>): void {
-  call.emit('error', status);
+/**
+ * Ends a server stream with an error status (grpc-js sends the status on 'error'). Never throws:
+ * a status grpc-js cannot send is replaced by a plain INTERNAL one.
+ */
+function fail(call: NodeJS.EventEmitter, status: Partial<grpc.StatusObject>, log: Logger): void {
+  try {
+    call.emit('error', status);
+  } catch (err) {
+    log.error({ err }, 'GetOutStream: sending the status');
+    try {
+      call.emit('error', { code: grpc.status.INTERNAL, details: 'GetOutStream: internal error' });
+    } catch {
+      // nothing more to try: the client's deadline ends the call
+    }
+  }
 }

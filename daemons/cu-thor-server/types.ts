@@ -98,3 +98,28 @@ export class ExecutorError extends Error {
     this.code = code;
   }
 }
+
+/**
+ * `s` quoted for an error message that may reach a gRPC status: at most `max` code points (a
+ * surrogate pair is never split), lone surrogates and control characters escaped (grpc-js
+ * percent-encodes details with encodeURI, which throws on a lone surrogate), "…" when cut.
+ */
+export function quoteShort(s: string, max = 64): string {
+  const points = Array.from(s);
+  const cut = points.length > max;
+  // JSON.stringify escapes quotes, control characters and lone surrogates
+  const quoted = JSON.stringify(points.slice(0, max).join(''));
+  return cut ? `${quoted.slice(0, -1)}…"` : quoted;
+}
+
+/**
+ * Why resolving a device failed, without the path (the message around it names the device
+ * once): the errno code ("ENOENT") when there is one, else the resolver's last clause.
+ */
+export function deviceProblem(cause: unknown): string {
+  const code = (cause as { cause?: { code?: unknown }; code?: unknown } | null) ?? {};
+  const errno = typeof code.code === 'string' ? code.code : code.cause?.code;
+  if (typeof errno === 'string') return errno;
+  const message = cause instanceof Error ? cause.message : String(cause);
+  return quoteShort(message.slice(message.lastIndexOf(': ') + 1).trim(), 200).slice(1, -1);
+}

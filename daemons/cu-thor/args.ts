@@ -16,7 +16,14 @@ export const EXIT = {
   connection: 3,
   /** the client credentials cannot be read. */
   credentials: 4,
+  /** Ctrl-C (SIGINT): the call was cancelled. */
+  interrupted: 130,
+  /** stdout is a pipe whose reader left (`cu-thor output | head`), as machine-exec. */
+  brokenPipe: 141,
 } as const;
+
+/** The largest value of a uint32 wire field (--cpu-percent, --pids-max). */
+export const MAX_UINT32 = 4294967295;
 
 export const USAGE = `Usage: cu-thor <command> [<args>]
 
@@ -35,7 +42,8 @@ Credentials (ca.crt, client.crt, client.key) are read from ~/.cu-thor/creds/, or
 directory in $CUTHOR_CLIENT_CRED_LOCATION.
 
 Exit codes: 0 ok, 1 the server refused (not found, invalid argument, too many jobs, ...),
-2 usage error, 3 server unreachable or TLS handshake failed, 4 credentials unreadable.
+2 usage error, 3 server unreachable or TLS handshake failed, 4 credentials unreadable,
+130 interrupted (Ctrl-C cancels the call), 141 stdout closed by its reader (\`output | head\`).
 `;
 
 const COMMAND_USAGE: Record<CommandName, string> = {
@@ -47,10 +55,10 @@ Positional arguments:
 
 Options:
   --command COMMAND      the command to be executed on the server
-  --cpu-percent N        cpu limit in percent of one cpu (150 = one and a half cpus)
+  --cpu-percent N        cpu limit in percent of one cpu (150 = one and a half cpus), 1..4294967295
   --memory-max SIZE      hard memory limit (bytes, or with K/M/G suffix)
   --memory-high SIZE     soft memory limit (bytes, or with K/M/G suffix)
-  --pids-max N           maximum number of processes
+  --pids-max N           maximum number of processes, 1..4294967295
   --json                 print the new execution as JSON instead of its id
 
 Prints the id of the new execution.
@@ -132,8 +140,9 @@ export function parseSize(text: string): number | undefined {
   return Number.isSafeInteger(n) ? n : undefined;
 }
 
+/** 1..MAX_UINT32: the wire fields are uint32, a larger value would wrap around. */
 function positiveInt(text: string): number | undefined {
-  return /^\d+$/.test(text) && Number(text) > 0 && Number.isSafeInteger(Number(text))
+  return /^\d+$/.test(text) && Number(text) > 0 && Number(text) <= MAX_UINT32
     ? Number(text)
     : undefined;
 }
@@ -195,18 +204,20 @@ export function parseCli(
       return { kind: 'usage-error', message: 'start needs --command COMMAND' };
     }
     const limits: CliLimits = {};
+    const intRange = `a whole number from 1 to ${MAX_UINT32}`;
     const ints = [
-      ['cpu-percent', 'cpuPercent', positiveInt],
-      ['pids-max', 'pidsMax', positiveInt],
-      ['memory-max', 'memoryMaxBytes', parseSize],
-      ['memory-high', 'memoryHighBytes', parseSize],
+      ['cpu-percent', 'cpuPercent', positiveInt, intRange],
+      ['pids-max', 'pidsMax', positiveInt, intRange],
+      ['memory-max', 'memoryMaxBytes', parseSize, 'a size'],
+      ['memory-high', 'memoryHighBytes', parseSize, 'a size'],
     ] as const;
-    for (const [flag, field, parse] of ints) {
+    for (const [flag, field, parse, what] of ints) {
       const text = values[flag];
       if (text === undefined) continue;
       const n = parse(text);
-      if (n === undefined)
-        return { kind: 'usage-error', message: `--${flag} '${text}' is not valid` };
+      if (n === undefined) {
+        return { kind: 'usage-error', message: `--${flag} '${text}' is not ${what}` };
+      }
       limits[field] = n;
     }
     return { ...common, command, program: values.command, args: rest, limits };

@@ -84,25 +84,33 @@ export function channelCredentials(creds: Credentials): grpc.ChannelCredentials 
   });
 }
 
+/** Every call takes an optional `signal`: aborting it cancels the call (CANCELLED). */
 export interface JobClient {
-  execute(req: ExecuteCommandRequestIn): Promise<Execution>;
-  stop(id: string): Promise<Execution>;
-  get(id: string): Promise<Execution>;
-  list(): Promise<Execution[]>;
+  execute(req: ExecuteCommandRequestIn, signal?: AbortSignal): Promise<Execution>;
+  stop(id: string, signal?: AbortSignal): Promise<Execution>;
+  get(id: string, signal?: AbortSignal): Promise<Execution>;
+  list(signal?: AbortSignal): Promise<Execution[]>;
   /** the output stream; aborting `signal` cancels the call. */
   output(id: string, signal?: AbortSignal): AsyncIterable<GetOutStreamResponse>;
   close(): void;
 }
 
 function unary<Res>(
-  call: (cb: (err: grpc.ServiceError | null, res?: Res) => void) => void,
+  call: (cb: (err: grpc.ServiceError | null, res?: Res) => void) => grpc.ClientUnaryCall,
+  signal?: AbortSignal,
 ): Promise<Res> {
   return new Promise((resolve, reject) => {
-    call((err, res) => {
+    const cancel = (): void => {
+      started.cancel();
+    };
+    const started = call((err, res) => {
+      signal?.removeEventListener('abort', cancel);
       if (err !== null) reject(err);
       else if (res === undefined) reject(new Error('empty answer from server'));
       else resolve(res);
     });
+    if (signal?.aborted === true) cancel();
+    else signal?.addEventListener('abort', cancel, { once: true });
   });
 }
 
@@ -127,16 +135,24 @@ export function createJobClient(
     },
   );
   return {
-    execute: async (req) =>
-      need((await unary<ExecuteCommandResponse>((cb) => client.executeCommand(req, cb))).execution),
-    stop: async (id) =>
+    execute: async (req, signal) =>
       need(
-        (await unary<StopExecutionResponse>((cb) => client.stopExecution({ id }, cb))).execution,
+        (await unary<ExecuteCommandResponse>((cb) => client.executeCommand(req, cb), signal))
+          .execution,
       ),
-    get: async (id) =>
-      need((await unary<GetExecutionResponse>((cb) => client.getExecution({ id }, cb))).execution),
-    list: async () =>
-      (await unary<ListAllExecutionsResponse>((cb) => client.listAllExecutions({}, cb))).executions,
+    stop: async (id, signal) =>
+      need(
+        (await unary<StopExecutionResponse>((cb) => client.stopExecution({ id }, cb), signal))
+          .execution,
+      ),
+    get: async (id, signal) =>
+      need(
+        (await unary<GetExecutionResponse>((cb) => client.getExecution({ id }, cb), signal))
+          .execution,
+      ),
+    list: async (signal) =>
+      (await unary<ListAllExecutionsResponse>((cb) => client.listAllExecutions({}, cb), signal))
+        .executions,
     output: (id, signal) => {
       const call = client.getOutStream({ id });
       if (signal !== undefined) {

@@ -18,7 +18,7 @@ export interface CliDeps {
   env: NodeJS.ProcessEnv;
   /** builds the client; tests may point it elsewhere. */
   connect?: (server: string, credDir: string) => Promise<JobClient>;
-  /** aborted on Ctrl-C: an `output` stream is cancelled and cu-thor exits 130. */
+  /** aborted on Ctrl-C: the call in flight (any command) is cancelled and cu-thor exits 130. */
   signal?: AbortSignal;
   home?: string;
 }
@@ -51,6 +51,11 @@ export function describeError(err: unknown, server: string): { code: number; lin
   return { code: EXIT.refused, line: err instanceof Error ? err.message : String(err) };
 }
 
+/** A write to a pipe whose reader left (`cu-thor list | head -1`). */
+function isBrokenPipe(err: unknown): boolean {
+  return (err as { code?: unknown } | null)?.code === 'EPIPE';
+}
+
 async function write(out: NodeJS.WritableStream, data: string | Buffer): Promise<void> {
   if (!out.write(data)) await once(out, 'drain');
 }
@@ -61,7 +66,7 @@ async function streamOutput(client: JobClient, id: string, deps: CliDeps): Promi
     cancel.abort();
   };
   deps.signal?.addEventListener('abort', onAbort, { once: true });
-  // a closed stdout (`cu-thor output | head`) ends the stream quietly.
+  // a closed stdout (`cu-thor output | head`) ends the stream quietly, exit 141 (as machine-exec).
   const state = { pipeClosed: false };
   const onPipeError = (): void => {
     state.pipeClosed = true;
@@ -77,11 +82,10 @@ async function streamOutput(client: JobClient, id: string, deps: CliDeps): Promi
         await write(deps.stderr, 'cu-thor: output truncated: the server keeps no more of it\n');
       }
     }
-    return EXIT.ok;
+    return state.pipeClosed ? EXIT.brokenPipe : EXIT.ok;
   } catch (err) {
-    if (isServiceError(err) && err.code === grpc.status.CANCELLED) {
-      return state.pipeClosed ? EXIT.ok : 130;
-    }
+    if (state.pipeClosed || isBrokenPipe(err)) return EXIT.brokenPipe;
+    if (isServiceError(err) && err.code === grpc.status.CANCELLED) return EXIT.interrupted;
     throw err;
   } finally {
     deps.signal?.removeEventListener('abort', onAbort);
@@ -95,22 +99,30 @@ async function execute(
   deps: CliDeps,
 ): Promise<number> {
   const json = (v: unknown): Promise<void> => write(deps.stdout, JSON.stringify(v, null, 2) + '\n');
+  const signal = deps.signal;
   switch (inv.command) {
     case 'start': {
-      const e = await client.execute({ command: inv.program, args: inv.args, limits: inv.limits });
+      const e = await client.execute(
+        { command: inv.program, args: inv.args, limits: inv.limits },
+        signal,
+      );
       if (inv.json) await json(toJson(e));
       else await write(deps.stdout, `${e.id}\n`);
       return EXIT.ok;
     }
     case 'list': {
-      const list = await client.list();
+      const list = await client.list(signal);
       if (inv.json) await json(list.map(toJson));
       else await write(deps.stdout, listText(list));
       return EXIT.ok;
     }
     case 'status':
     case 'stop': {
-      const e = inv.command === 'stop' ? await client.stop(inv.id) : await client.get(inv.id);
+      // Ctrl-C during a stop ends the wait; the server goes on stopping the job
+      const e =
+        inv.command === 'stop'
+          ? await client.stop(inv.id, signal)
+          : await client.get(inv.id, signal);
       if (inv.json) await json(toJson(e));
       else await write(deps.stdout, statusText(e));
       return EXIT.ok;
@@ -134,14 +146,20 @@ export async function runCli(argv: readonly string[], deps: CliDeps): Promise<nu
       break;
   }
   let client: JobClient | undefined;
+  // a reader that left makes stdout emit 'error' (EPIPE): the write in flight rejects with it
+  const ignorePipeError = (): void => undefined;
+  deps.stdout.on('error', ignorePipeError);
   try {
     client = await (deps.connect ?? defaultConnect)(inv.server, inv.credDir);
     return await execute(inv, client, deps);
   } catch (err) {
+    if (deps.signal?.aborted === true) return EXIT.interrupted;
+    if (isBrokenPipe(err)) return EXIT.brokenPipe;
     const { code, line } = describeError(err, inv.server);
     await write(deps.stderr, `cu-thor: ${inv.command}: ${line}\n`);
     return code;
   } finally {
+    deps.stdout.off('error', ignorePipeError);
     client?.close();
   }
 }

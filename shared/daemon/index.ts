@@ -36,8 +36,8 @@ export interface DaemonSpec<C> {
   usage: string;
   /** printed by --version; default the workspace version */
   version?: string;
-  /** bound on the graceful stop after SIGTERM; default 10 s */
-  drainTimeoutMs?: number;
+  /** bound on the graceful stop after SIGTERM, or a function of the config; default 10 s */
+  drainTimeoutMs?: number | ((config: C) => number);
   /** extra flags (e.g. `{ cleanup: { type: 'boolean' } }` for `--cleanup`), read from ctx.flags */
   flags?: Readonly<Record<string, DaemonFlag>>;
   /** whether positional arguments are allowed (they land in ctx.argv); default false */
@@ -137,7 +137,10 @@ export async function runDaemon<C>(
   const log = (deps.log ?? createLogger({ name: spec.name })).child({});
   const notify = deps.notify ?? createNotifier({ log, env });
   const signals = deps.signals ?? process;
-  const drainTimeoutMs = spec.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;
+  const drainTimeoutMs =
+    typeof spec.drainTimeoutMs === 'function'
+      ? spec.drainTimeoutMs(config)
+      : (spec.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS);
   const controller = new AbortController();
   const reloadHandlers: ((next: C) => Promise<void>)[] = [];
   const flags: Record<string, string | boolean | undefined> = {};

@@ -9,7 +9,8 @@
  *
  * Exit status: the command's code, or 128+signal when a signal ended it; 127 when COMMAND could
  * not be executed; 125 when the init itself failed (usage, cgroup, loopback).
- * Status fd: one line, "exited N", "signaled N" or "failed <strerror>".
+ * Status fd: "ready" once signals sent to the init are no longer dropped (a caller signals only
+ * after it), then one line, "exited N", "signaled N" or "failed <strerror>".
  *
  * File descriptors: the init keeps only 0-2 and the status fd, the command gets only 0-2. Whatever
  * else the caller held (a daemon's PTY masters are not close-on-exec) must not reach a sandbox,
@@ -188,6 +189,8 @@ int main(int argc, char **argv) {
   /* a status reader that went away must not kill PID 1 (and with it the whole namespace) */
   signal(SIGPIPE, SIG_IGN);
   if (sigprocmask(SIG_BLOCK, &wait_set, &old_set) < 0) die("blocking", "signals");
+  /* from here a signal for us stays pending until sigwaitinfo takes it: safe to send */
+  report("ready\n", NULL, 0);
 
   /* exec failures come back through a close-on-exec pipe: EOF means exec succeeded */
   if (pipe2(errpipe, O_CLOEXEC) < 0) die("creating", "pipe");

@@ -166,6 +166,43 @@ describe('refusing bad starts', () => {
   });
 });
 
+describe('shutting down', () => {
+  it('a start still resolving its devices when close() begins never launches its job', async () => {
+    let resolved = (): void => undefined;
+    const resolving = new Promise<void>((r) => {
+      resolved = r;
+    });
+    const { ex: closing } = await makeExecutor(env, {
+      resolveDevice: async () => {
+        resolved();
+        await new Promise((r) => setTimeout(r, 300));
+        return '254:0';
+      },
+    });
+    const started = closing.start('sleep', ['4242'], {
+      owner,
+      limits: { io: [{ device: '/dev/slow', rbps: 1_000_000 }] },
+    });
+    await resolving;
+    const closed = closing.close({ stopJobs: true });
+    try {
+      await assert.rejects(started, (err: ExecutorError) => {
+        assert.equal(err.code, 'unavailable');
+        return true;
+      });
+      await closed;
+      assert.deepEqual(
+        closing.list().filter((i) => i.status === 'running'),
+        [],
+      );
+    } finally {
+      await closed;
+      // without the fix the job is running here: stop it so the test leaves nothing behind
+      for (const i of closing.list()) await closing.get(i.id)?.stop();
+    }
+  });
+});
+
 describe('stopping a job', () => {
   it('delivers SIGTERM to the command: its handler runs and it exits cleanly → stopped', async () => {
     const cmd = await ex.start(
@@ -178,6 +215,27 @@ describe('stopping a job', () => {
     assert.equal(info.status, 'stopped');
     assert.equal(info.exitCode, 3);
     assert.deepEqual(await outputText(cmd), ['o:ready\ngot-term\n']);
+  });
+
+  it('a stop right after the start still delivers SIGTERM: the job ends stopped, not killed after the grace', async () => {
+    // the SIGTERM used to reach the init before it blocked signals, and the kernel dropped it
+    const { ex: slow } = await makeExecutor(env, { stopGraceMs: 3_000 });
+    try {
+      for (let i = 0; i < 10; i++) {
+        const cmd = await slow.start(
+          'sh',
+          ['-c', 'trap "exit 0" TERM; while :; do sleep 0.05; done'],
+          { owner },
+        );
+        const t0 = Date.now();
+        const info = await cmd.stop();
+        const ms = Date.now() - t0;
+        assert.equal(info.status, 'stopped', `attempt ${i}: ${info.status} after ${ms} ms`);
+        assert.ok(ms < 2_000, `attempt ${i}: stopped after ${ms} ms`);
+      }
+    } finally {
+      await slow.close({ stopJobs: true });
+    }
   });
 
   it('a command that ignores SIGTERM is killed after the grace period → killed', async () => {

@@ -106,7 +106,7 @@ describe('hostplane-nsinit under unshare', { skip: root ? false : 'needs root' }
     const r = await finish(start(LS, ['/proc']));
     const pids = r.stdout.split('\n').filter((l) => /^\d+$/.test(l));
     assert.deepEqual(pids, ['1', '2']);
-    assert.equal(r.status, 'exited 0\n');
+    assert.equal(r.status, 'ready\nexited 0\n');
     assert.equal(r.code, 0);
     const comm = await finish(start(CAT, ['/proc/1/comm']));
     assert.equal(comm.stdout, 'hostplane-nsini\n'); // comm is cut at 15 characters
@@ -133,7 +133,7 @@ describe('hostplane-nsinit under unshare', { skip: root ? false : 'needs root' }
     process.kill(initPid, 'SIGTERM');
     const r = await finish(sp);
     assert.match(r.stdout, /ready\ngot-term\n/);
-    assert.equal(r.status, 'exited 0\n');
+    assert.equal(r.status, 'ready\nexited 0\n');
     assert.equal(r.code, 0);
   });
 
@@ -142,20 +142,20 @@ describe('hostplane-nsinit under unshare', { skip: root ? false : 'needs root' }
     await waitFor(sp.stdout!, 'ready');
     process.kill(await initPidOf(sp.pid), 'SIGTERM');
     const r = await finish(sp);
-    assert.equal(r.status, 'signaled 15\n');
+    assert.equal(r.status, 'ready\nsignaled 15\n');
     assert.equal(r.code, 143);
   });
 
   it('reports a missing binary as failed and exits 127', async () => {
     const r = await finish(start('/nonexistent/hp-cmd', ['x']));
-    assert.equal(r.status, 'failed No such file or directory\n');
+    assert.equal(r.status, 'ready\nfailed No such file or directory\n');
     assert.equal(r.code, 127);
     assert.match(r.stderr, /hostplane-nsinit: starting \/nonexistent\/hp-cmd: No such file/);
   });
 
   it('passes the command exit code through', async () => {
     const r = await finish(start(BASH, ['-c', 'exit 7']));
-    assert.equal(r.status, 'exited 7\n');
+    assert.equal(r.status, 'ready\nexited 7\n');
     assert.equal(r.code, 7);
   });
 
@@ -222,6 +222,6 @@ describe('hostplane-nsinit under unshare', { skip: root ? false : 'needs root' }
     assert.equal(r.code, 0, r.stderr);
     // ls's own directory fd is 3
     assert.equal(r.stdout, 'init: 0 1 2 3\n0\n1\n2\n3\n');
-    assert.equal(r.status, 'exited 0\n');
+    assert.equal(r.status, 'ready\nexited 0\n');
   });
 });

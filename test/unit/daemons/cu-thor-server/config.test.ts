@@ -5,6 +5,7 @@ import path from 'node:path';
 import { ConfigError, parseConfig } from '../../../../shared/config/index.ts';
 import {
   configSchema,
+  drainTimeoutMs,
   listenAddress,
   toJobLimits,
 } from '../../../../daemons/cu-thor-server/config.ts';
@@ -23,6 +24,19 @@ function problems(text: string): string[] {
 }
 
 describe('cu-thor-server config', () => {
+  it('the shutdown wait grows with stop_grace, and the shipped unit waits longer than the default', async () => {
+    // a fixed 25 s wait gave up on jobs that ignore SIGTERM before stop_grace = 40s killed them
+    assert.ok(drainTimeoutMs(parse('stop_grace = "40s"')) >= 45_000);
+    assert.ok(drainTimeoutMs(parse('stop_grace = "0s"')) >= 5_000);
+    const unit = await readFile(
+      path.resolve(import.meta.dirname, '../../../../systemd/cu-thor-server.service'),
+      'utf8',
+    );
+    const m = /^TimeoutStopSec=(\d+)s$/m.exec(unit);
+    assert.ok(m, 'TimeoutStopSec in seconds');
+    assert.ok(Number(m[1]) * 1000 >= drainTimeoutMs(parse('')) + 5_000);
+  });
+
   it('an empty file gives the documented defaults', () => {
     const c = parse('');
     assert.deepEqual(c.listen, { host: '0.0.0.0', port: 50051 });

@@ -100,7 +100,24 @@ describe('resolveLimits', () => {
         resolveLimits({ io: [{ device: '/dev/nope', rbps: 1 }] }, {}, {}, () => {
           throw new Error('ENOENT');
         }),
-      /resolving block device \/dev\/nope: ENOENT/,
+      /resolving block device "\/dev\/nope": ENOENT/,
+    );
+  });
+
+  it('a resolver failure for a long device path names it once, cut short', () => {
+    const device = '/dev/' + 'x'.repeat(10_000);
+    assert.throws(
+      () =>
+        resolveLimits({ io: [{ device, rbps: 1 }] }, {}, {}, (d) => {
+          throw Object.assign(new Error(`finding the device number of ${d}: ENOENT: ${d}`), {
+            code: 'ENOENT',
+          });
+        }),
+      (err: Error) => {
+        assert.match(err.message, /resolving block device "\/dev\/x+…": ENOENT$/);
+        assert.ok(err.message.length < 320, `message of ${err.message.length} characters`);
+        return true;
+      },
     );
   });
 });

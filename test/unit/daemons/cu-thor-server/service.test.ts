@@ -178,6 +178,55 @@ describe('JobExecutor gRPC service', () => {
     );
   });
 
+  it('an id whose cut would split a surrogate pair gets INVALID_ARGUMENT on every RPC and the server serves on', async () => {
+    // 63 ASCII then an emoji: a cut at 64 UTF-16 units leaves a lone surrogate
+    const id = 'a'.repeat(63) + '\u{1F600}' + 'b'.repeat(10);
+    const deadline = () => ({ deadline: Date.now() + 5_000 });
+    await rejectsWith(
+      call((cb) => c1.getExecution({ id }, deadline(), cb)),
+      grpc.status.INVALID_ARGUMENT,
+      /not a UUID/,
+    );
+    await rejectsWith(
+      call((cb) => c1.stopExecution({ id }, deadline(), cb)),
+      grpc.status.INVALID_ARGUMENT,
+      /not a UUID/,
+    );
+    await rejectsWith(
+      collect(c1.getOutStream({ id }, deadline()) as AsyncIterable<GetOutStreamResponse>),
+      grpc.status.INVALID_ARGUMENT,
+      /not a UUID/,
+    );
+    // the echo is cut on a code point and escaped: never the whole id
+    await rejectsWith(
+      call((cb) => c1.getExecution({ id: 'z'.repeat(100_000) }, deadline(), cb)),
+      grpc.status.INVALID_ARGUMENT,
+      /^execution id "z{64}…" is not a UUID$/,
+    );
+    const res = await start(c1, 'true');
+    assert.match(res.id, /^[0-9a-f-]{36}$/);
+  });
+
+  it('limits.io is bounded in entries and device length, and the refusal does not echo the device', async () => {
+    const io = (n: number, device = '/dev/vda') =>
+      Array.from({ length: n }, () => ({ device, rbps: '1000' }));
+    await rejectsWith(
+      call((cb) => c1.executeCommand({ command: 'x', limits: { io: io(65) } }, cb)),
+      grpc.status.INVALID_ARGUMENT,
+      /limits\.io has 65 entries, more than 64/,
+    );
+    const long = '/dev/' + 'x'.repeat(100_000);
+    await assert.rejects(
+      call((cb) => c1.executeCommand({ command: 'x', limits: { io: io(1, long) } }, cb)),
+      (err: grpc.ServiceError) => {
+        assert.equal(err.code, grpc.status.INVALID_ARGUMENT);
+        assert.match(err.details, /limits\.io\[0\]\.device is 100005 bytes, more than 4096/);
+        assert.ok(err.details.length < 300, `details of ${err.details.length} characters`);
+        return true;
+      },
+    );
+  });
+
   it('executor refusals keep their meaning: too many jobs is RESOURCE_EXHAUSTED', async () => {
     executor.maxConcurrent = executor.jobs.size;
     try {
@@ -309,5 +358,77 @@ describe('JobExecutor gRPC service', () => {
     while (executor.jobs.get(id)!.readers === 0) await new Promise((r) => setTimeout(r, 5));
     service.close();
     await rejectsWith(result, grpc.status.UNAVAILABLE, /shutting down/);
+  });
+});
+
+describe('JobExecutor gRPC service stream caps', () => {
+  const executor = new FakeExecutor();
+  const { log } = createMemoryLogger();
+  let service: JobExecutorService;
+  let server: grpc.Server;
+  let c1: JobExecutorClient;
+  let c2: JobExecutorClient;
+
+  before(async () => {
+    service = createJobExecutorService({ executor, log, maxStreams: 3, maxStreamsPerOwner: 2 });
+    server = new grpc.Server(SERVER_CHANNEL_OPTIONS);
+    server.addService(loadJobExec().hostplane.jobexec.v1.JobExecutor.service, service.handlers);
+    const creds = new ReloadableServerCredentials({
+      ca: pki.ca,
+      cert: pki.server.cert,
+      key: pki.server.key,
+    });
+    const port = await new Promise<number>((resolve, reject) => {
+      server.bindAsync('127.0.0.1:0', creds, (err, p) => {
+        if (err) reject(err);
+        else resolve(p);
+      });
+    });
+    c1 = client(`localhost:${port}`, 'client1');
+    c2 = client(`localhost:${port}`, 'client2');
+  });
+
+  after(() => {
+    c1.close();
+    c2.close();
+    server.forceShutdown();
+  });
+
+  it('sets a per-connection cap on concurrent calls', () => {
+    assert.equal(SERVER_CHANNEL_OPTIONS['grpc.max_concurrent_streams'], 128);
+  });
+
+  it('refuses output streams past the per-client and the total cap with RESOURCE_EXHAUSTED, and admits again once one ends', async () => {
+    const start = (c: JobExecutorClient) =>
+      call<{ id: string }>((cb) => c.executeCommand({ command: 'forever', args: [] }, cb));
+    const { id: id1 } = await start(c1);
+    const { id: id2 } = await start(c2);
+    const open: grpc.ClientReadableStream<GetOutStreamResponse>[] = [];
+    const openStream = async (c: JobExecutorClient, id: string, n: number): Promise<void> => {
+      const s = c.getOutStream({ id });
+      s.on('error', () => undefined);
+      open.push(s);
+      while (service.openStreams < n) await new Promise((r) => setTimeout(r, 5));
+    };
+    try {
+      await openStream(c1, id1, 1);
+      await openStream(c1, id1, 2);
+      await rejectsWith(
+        collect(c1.getOutStream({ id: id1 }) as AsyncIterable<GetOutStreamResponse>),
+        grpc.status.RESOURCE_EXHAUSTED,
+        /output streams of client1 are open, the maximum per client is 2/,
+      );
+      await openStream(c2, id2, 3);
+      await rejectsWith(
+        collect(c2.getOutStream({ id: id2 }) as AsyncIterable<GetOutStreamResponse>),
+        grpc.status.RESOURCE_EXHAUSTED,
+        /3 output streams are open, the server's maximum is 3/,
+      );
+      open.shift()!.cancel();
+      while (service.openStreams > 2) await new Promise((r) => setTimeout(r, 5));
+      await openStream(c1, id1, 3);
+    } finally {
+      for (const s of open) s.cancel();
+    }
   });
 });

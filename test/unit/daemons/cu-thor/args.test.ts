@@ -55,7 +55,19 @@ describe('cu-thor command line', () => {
 
   it('a limit that is not a number is a usage error', () => {
     const inv = parseCli(['start', '--command', 'x', '--cpu-percent', 'lots'], {}, HOME);
-    assert.deepEqual(inv, { kind: 'usage-error', message: "--cpu-percent 'lots' is not valid" });
+    assert.deepEqual(inv, {
+      kind: 'usage-error',
+      message: "--cpu-percent 'lots' is not a whole number from 1 to 4294967295",
+    });
+  });
+
+  it('--pids-max and --cpu-percent above 4294967295 are usage errors, not wrapped on the uint32 wire', () => {
+    for (const flag of ['--pids-max', '--cpu-percent']) {
+      const inv = parseCli(['start', '--command', 'x', flag, '4294967297'], {}, HOME);
+      assert.equal(inv.kind, 'usage-error', `${flag} 4294967297`);
+    }
+    const max = parseCli(['start', '--command', 'x', '--pids-max', '4294967295'], {}, HOME);
+    assert.equal(max.kind === 'run' && max.command === 'start' && max.limits.pidsMax, 4294967295);
   });
 
   for (const command of ['stop', 'status', 'output'] as const) {

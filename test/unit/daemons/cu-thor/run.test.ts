@@ -2,6 +2,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
+import net from 'node:net';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
@@ -118,6 +119,30 @@ describe('cu-thor against a server', () => {
     assert.equal(r.err, 'err-1\n');
   });
 
+  it('output into a pipe whose reader left exits 141 quietly, like machine-exec', async () => {
+    const id = (await cli(['start', '--command', 'job'])).out.trim();
+    const job = executor.jobs.get(id)!;
+    job.emit({ kind: 'data', stream: 'stdout', data: Buffer.alloc(256 * 1024, 'x') });
+    job.emit({ kind: 'data', stream: 'stdout', data: Buffer.alloc(256 * 1024, 'y') });
+    // a pipe whose reader left: every write fails with EPIPE
+    const stdout = new Writable({
+      highWaterMark: 1024,
+      write(_chunk, _enc, cb) {
+        setImmediate(() => {
+          cb(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }));
+        });
+      },
+    });
+    const stderr = new Capture();
+    try {
+      const code = await runCli(['output', '--id', id], { stdout, stderr, env });
+      assert.equal(code, EXIT.brokenPipe);
+      assert.equal(stderr.text(), '');
+    } finally {
+      job.finish('exited', 0);
+    }
+  });
+
   it('stop waits for the end and shows the final status', async () => {
     const id = (await cli(['start', '--command', 'sleep'])).out.trim();
     const r = await cli(['stop', '--id', id]);
@@ -153,4 +178,54 @@ describe('cu-thor against a server', () => {
     assert.equal(r.code, EXIT.usage);
     assert.match(r.err, /stop needs --id ID/);
   });
+});
+
+describe('cu-thor and Ctrl-C', () => {
+  // a server that accepts connections and never answers: every call hangs
+  let silent: net.Server;
+  const sockets: net.Socket[] = [];
+  let env: NodeJS.ProcessEnv = {};
+  let dir = '';
+
+  before(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'cu-thor-sigint-'));
+    const creds = path.join(dir, 'creds');
+    await mkdir(creds);
+    await writeFile(path.join(creds, 'ca.crt'), pki.ca);
+    await writeFile(path.join(creds, 'client.crt'), pki.clients['client1']!.cert);
+    await writeFile(path.join(creds, 'client.key'), pki.clients['client1']!.key);
+    silent = net.createServer((s) => sockets.push(s));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const port = (silent.address() as net.AddressInfo).port;
+    env = { CUTHOR_SERVER: `127.0.0.1:${port}`, CUTHOR_CLIENT_CRED_LOCATION: creds };
+  });
+
+  after(async () => {
+    for (const s of sockets) s.destroy();
+    silent.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const id = '00000000-0000-4000-8000-000000000000';
+  for (const argv of [
+    ['start', '--command', 'true'],
+    ['list'],
+    ['status', '--id', id],
+    ['stop', '--id', id],
+    ['output', '--id', id],
+  ]) {
+    it(`${argv[0]}: Ctrl-C cancels the call and exits 130`, async () => {
+      const interrupted = new AbortController();
+      const stdout = new Capture();
+      const stderr = new Capture();
+      const running = runCli(argv, { stdout, stderr, env, signal: interrupted.signal });
+      await new Promise((r) => setTimeout(r, 200));
+      interrupted.abort();
+      const code = await Promise.race([
+        running,
+        new Promise((r) => setTimeout(r, 3_000, 'still running 3 s after Ctrl-C')),
+      ]);
+      assert.equal(code, EXIT.interrupted);
+    });
+  }
 });

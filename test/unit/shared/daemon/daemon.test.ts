@@ -142,6 +142,19 @@ describe('runDaemon', () => {
     assert.ok(h.records.some((r) => /drain did not finish within 30 ms/.test(String(r['msg']))));
   });
 
+  it('takes the drain bound from the config when drainTimeoutMs is a function of it', async () => {
+    const h = harness();
+    const done = runDaemon(
+      spec({ drainTimeoutMs: (c) => c.greeting.length * 10 }, 5_000),
+      ['--config', config],
+      h.deps,
+    );
+    await readied(h.sent);
+    h.signals.emit('SIGTERM');
+    assert.equal(await done, 1);
+    assert.ok(h.records.some((r) => /drain did not finish within 20 ms/.test(String(r['msg']))));
+  });
+
   it('stops at once on a second SIGTERM', async () => {
     const h = harness();
     const done = runDaemon(spec({}, 5_000), ['--config', config], h.deps);

@@ -7,7 +7,7 @@ import type { Long } from '@grpc/proto-loader';
  */
 export interface IoLimit {
   /**
-   * "MAJ:MIN" or a device path such as /dev/vda.
+   * "MAJ:MIN" or a device path such as /dev/vda; at most 4096 bytes.
    */
   'device'?: (string);
   'rbps'?: (number | string | Long);
@@ -21,7 +21,7 @@ export interface IoLimit {
  */
 export interface IoLimit__Output {
   /**
-   * "MAJ:MIN" or a device path such as /dev/vda.
+   * "MAJ:MIN" or a device path such as /dev/vda; at most 4096 bytes.
    */
   'device': (string);
   'rbps'?: (string);

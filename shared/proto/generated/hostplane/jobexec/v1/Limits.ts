@@ -15,6 +15,9 @@ export interface Limits {
   'memoryMaxBytes'?: (number | string | Long);
   'memoryHighBytes'?: (number | string | Long);
   'pidsMax'?: (number);
+  /**
+   * at most 64 entries.
+   */
   'io'?: (_hostplane_jobexec_v1_IoLimit)[];
   '_cpuPercent'?: "cpuPercent";
   '_memoryMaxBytes'?: "memoryMaxBytes";
@@ -34,6 +37,9 @@ export interface Limits__Output {
   'memoryMaxBytes'?: (string);
   'memoryHighBytes'?: (string);
   'pidsMax'?: (number);
+  /**
+   * at most 64 entries.
+   */
   'io': (_hostplane_jobexec_v1_IoLimit__Output)[];
   '_cpuPercent'?: "cpuPercent";
   '_memoryMaxBytes'?: "memoryMaxBytes";
