@@ -214,7 +214,13 @@ describe('hostplane-nsinit under unshare', { skip: root ? false : 'needs root' }
       net: true,
       statusFd: 3,
       command: BASH,
-      args: ['-c', `echo init: $(${LS} /proc/1/fd); exec ${LS} /proc/self/fd`],
+      // the init holds its close-on-exec error pipe until it has read the exec's EOF: look again
+      // for up to a second rather than race it
+      args: [
+        '-c',
+        `for i in $(seq 50); do fds=$(${LS} /proc/1/fd); [ "$fds" = "$(printf '0\\n1\\n2\\n3')" ] && break; sleep 0.02; done; ` +
+          `echo init: $fds; exec ${LS} /proc/self/fd`,
+      ],
     });
     const r = await finish(
       runner.spawn(argv, { stdio: ['ignore', 'pipe', 'pipe'], extraPipes: 2 }),
