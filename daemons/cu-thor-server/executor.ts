@@ -1,6 +1,7 @@
-// The job executor library: starts commands in new PID, mount and network namespaces (and, when
-// cgroup v2 is usable, each in its own cgroup with limits), keeps their output on disk, stops
-// them with SIGTERM then SIGKILL, and remembers them across restarts.
+// The job executor library: starts commands in new PID, mount and network namespaces with a
+// private /tmp, /var/tmp and /dev/shm (and, when cgroup v2 is usable, each in its own cgroup with
+// limits), keeps their output on disk, stops them with SIGTERM then SIGKILL, and remembers them
+// across restarts.
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
@@ -10,7 +11,7 @@ import { blockDeviceNumber, Cgroup, delegatedWorkGroup } from '../../shared/cgro
 import type { Runner, Spawned } from '../../shared/exec/types.ts';
 import type { Logger } from '../../shared/log/index.ts';
 import type { PageCache } from '../../shared/native/pagecache.ts';
-import { initPidOf, isolatedArgv } from '../../shared/ns/index.ts';
+import { initPidOf, isolatedArgv, PRIVATE_TMP_BYTES } from '../../shared/ns/index.ts';
 import { applyLimits, checkLimitsShape, resolveLimits } from './limits.ts';
 import { OutputWriter, readOutput, type ReadOutputOptions } from './output.ts';
 import { JobStore, markLost, type HostRef, type JobRecord } from './store.ts';
@@ -308,6 +309,9 @@ export class Executor {
         mount: true,
         net: true,
         ...(cgroup === null ? {} : { cgroupDir: cgroup.path }),
+        // as systemd's PrivateTmp=: jobs of different clients share no scratch files, and
+        // nothing a job leaves in /tmp or /dev/shm outlives it (or its memory.max)
+        privateTmpBytes: PRIVATE_TMP_BYTES,
         statusFd: STATUS_FD,
         command,
         args,

@@ -6,7 +6,7 @@ import type { Writable } from 'node:stream';
 import type { WebSocket } from 'ws';
 import type { Runner } from '../../shared/exec/types.ts';
 import type { Logger } from '../../shared/log/index.ts';
-import { isolatedArgv } from '../../shared/ns/index.ts';
+import { isolatedArgv, PRIVATE_TMP_BYTES } from '../../shared/ns/index.ts';
 import { startSandboxPty } from '../../shared/pty/index.ts';
 import {
   Channel,
@@ -52,7 +52,10 @@ export interface SandboxDeps {
 
 const SANDBOX_ENV = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/', LC_ALL: 'C.UTF-8' };
 
-/** The argv of a pipes sandbox: `command` in new PID, mount and network namespaces (shared/ns). */
+/**
+ * The argv of a pipes sandbox: `command` in new PID, mount and network namespaces with a private
+ * /tmp, /var/tmp and /dev/shm (shared/ns), as the TTY sandbox (shared/pty).
+ */
 export function sandboxArgv(deps: SandboxDeps, command: readonly string[]): string[] {
   return isolatedArgv({
     unshare: deps.unshare,
@@ -60,6 +63,7 @@ export function sandboxArgv(deps: SandboxDeps, command: readonly string[]): stri
     pid: true,
     mount: true,
     net: true,
+    privateTmpBytes: PRIVATE_TMP_BYTES,
     command: command[0]!,
     args: command.slice(1),
   });

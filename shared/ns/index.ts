@@ -38,6 +38,12 @@ export async function ensureNsInit(runner: Runner): Promise<string> {
   return p;
 }
 
+/**
+ * Size bound of each private tmpfs (/tmp, /var/tmp, /dev/shm) of a sandbox or job: enough for
+ * scratch files, small next to the session's memory.max, which its pages are charged to anyway.
+ */
+export const PRIVATE_TMP_BYTES = 64 * 1024 * 1024;
+
 export interface IsolatedArgvOptions {
   /** absolute path of util-linux `unshare`. */
   unshare: string;
@@ -51,6 +57,11 @@ export interface IsolatedArgvOptions {
   net: boolean;
   /** cgroup directory the init joins before the command starts. */
   cgroupDir?: string;
+  /**
+   * a private tmpfs of at most this many bytes on each of /tmp, /var/tmp and /dev/shm, mounted by
+   * the init (in a mount namespace of its own) before the command starts; needs `mount`.
+   */
+  privateTmpBytes?: number;
   /** fd (inherited by unshare and the init) where the init writes `exited N` and the like. */
   statusFd?: number;
   command: string;
@@ -59,6 +70,13 @@ export interface IsolatedArgvOptions {
 
 /** The argv that runs `command args` isolated as asked (a pure function). */
 export function isolatedArgv(o: IsolatedArgvOptions): string[] {
+  const tmp = o.privateTmpBytes;
+  if (tmp !== undefined && (!o.mount || !Number.isSafeInteger(tmp) || tmp <= 0)) {
+    throw new Error(
+      `building the argv of ${o.command}: a private tmp needs a mount namespace and a positive ` +
+        `whole number of bytes, got mount=${o.mount} privateTmpBytes=${tmp}`,
+    );
+  }
   const argv = [o.unshare];
   // --fork: the PID namespace starts with unshare's child; --kill-child: if unshare dies, that
   // child (our init) gets SIGKILL, and the namespace dies with its init.
@@ -72,6 +90,7 @@ export function isolatedArgv(o: IsolatedArgvOptions): string[] {
   argv.push('--', o.init);
   if (o.cgroupDir !== undefined) argv.push('--cgroup', o.cgroupDir);
   if (o.net) argv.push('--lo');
+  if (tmp !== undefined) argv.push('--private-tmp', String(tmp));
   if (o.statusFd !== undefined) argv.push('--status-fd', String(o.statusFd));
   argv.push('--', o.command, ...o.args);
   return argv;

@@ -1,14 +1,20 @@
 /*
  * hostplane-nsinit: PID 1 of a job's or sandbox's PID namespace.
  *
- *   hostplane-nsinit [--cgroup DIR] [--lo] [--status-fd N] -- COMMAND [ARGS...]
+ *   hostplane-nsinit [--cgroup DIR] [--lo] [--private-tmp BYTES] [--status-fd N]
+ *                    -- COMMAND [ARGS...]
  *
  * Why it exists: the kernel drops signals sent to a namespace's PID 1 unless PID 1 has a handler
  * for them, so a user command running as PID 1 would never see the SIGTERM of a stop; and the job
  * must be in its cgroup before the user's command runs, not moved there afterwards.
  *
+ * --private-tmp: a fresh tmpfs of at most BYTES (nodev, nosuid, mode 1777) on each of /tmp,
+ * /var/tmp and /dev/shm, so that sandboxes of different users share no scratch space with each
+ * other or the host, and nothing written there outlives the namespace. Its pages are charged to
+ * whoever writes them, i.e. to the job's cgroup.
+ *
  * Exit status: the command's code, or 128+signal when a signal ended it; 127 when COMMAND could
- * not be executed; 125 when the init itself failed (usage, cgroup, loopback).
+ * not be executed; 125 when the init itself failed (usage, cgroup, loopback, private tmp).
  * Status fd: "ready" once signals sent to the init are no longer dropped (a caller signals only
  * after it), then one line, "exited N", "signaled N" or "failed <strerror>".
  *
@@ -20,12 +26,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -49,7 +57,7 @@ static void die(const char *what, const char *arg) {
 static void usage(const char *why) {
   fprintf(stderr,
           "hostplane-nsinit: %s\nusage: hostplane-nsinit [--cgroup DIR] [--lo] "
-          "[--status-fd N] -- COMMAND [ARGS...]\n",
+          "[--private-tmp BYTES] [--status-fd N] -- COMMAND [ARGS...]\n",
           why);
   exit(EXIT_INIT);
 }
@@ -139,6 +147,25 @@ static void loopback_up(void) {
   close(s);
 }
 
+static void private_tmp(const char *bytes) {
+  static const char *const dirs[] = {"/tmp", "/var/tmp", "/dev/shm"};
+  char opts[64];
+  snprintf(opts, sizeof opts, "size=%s,mode=1777", bytes);
+  /*
+   * A mount namespace of our own first (cheap when unshare --mount already made one): whatever
+   * argv we were started with, these mounts never land in the caller's namespace, and private
+   * propagation keeps them from leaking out through a shared mount.
+   */
+  if (unshare(CLONE_NEWNS) < 0) die("making a mount namespace for", "the private tmp");
+  if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) die("making private", "/");
+  for (size_t k = 0; k < sizeof dirs / sizeof dirs[0]; k++) {
+    if (mount("tmpfs", dirs[k], "tmpfs", MS_NODEV | MS_NOSUID, opts) == 0) continue;
+    /* a directory the host lacks is no scratch space anyone shares */
+    if (errno == ENOENT) continue;
+    die("mounting a private tmpfs on", dirs[k]);
+  }
+}
+
 /*
  * The kernel only queues a signal for a namespace init when it is blocked or has a handler
  * (sig_ignored() checks the blocked mask first); we block them and take them with sigwaitinfo.
@@ -148,7 +175,7 @@ static void loopback_up(void) {
 static void on_signal(int sig) { (void)sig; }
 
 int main(int argc, char **argv) {
-  const char *cgroup = NULL;
+  const char *cgroup = NULL, *tmp_bytes = NULL;
   int lo = 0, i, errpipe[2];
   sigset_t wait_set, old_set;
   struct sigaction sa;
@@ -159,6 +186,16 @@ int main(int argc, char **argv) {
     if (strcmp(argv[i], "--lo") == 0) { lo = 1; continue; }
     if (i + 1 >= argc) usage("missing value or COMMAND");
     if (strcmp(argv[i], "--cgroup") == 0) { cgroup = argv[++i]; continue; }
+    if (strcmp(argv[i], "--private-tmp") == 0) {
+      char *end;
+      unsigned long long v;
+      tmp_bytes = argv[++i];
+      errno = 0;
+      v = strtoull(tmp_bytes, &end, 10);
+      if (tmp_bytes[0] < '0' || tmp_bytes[0] > '9' || *end != '\0' || errno != 0 || v == 0)
+        usage("--private-tmp needs a size in bytes");
+      continue;
+    }
     if (strcmp(argv[i], "--status-fd") == 0) {
       char *end;
       long v = strtol(argv[++i], &end, 10);
@@ -175,6 +212,7 @@ int main(int argc, char **argv) {
 
   if (cgroup != NULL) join_cgroup(cgroup);
   if (lo) loopback_up();
+  if (tmp_bytes != NULL) private_tmp(tmp_bytes);
 
   sigemptyset(&wait_set);
   memset(&sa, 0, sizeof sa);

@@ -1,10 +1,11 @@
-// A command under a PTY in new PID, mount and network namespaces (shared/ns), optionally as an
-// unprivileged user: the one sandbox terminal of machinebroker and webterminal.
+// A command under a PTY in new PID, mount and network namespaces (shared/ns) with a private /tmp,
+// /var/tmp and /dev/shm, optionally as an unprivileged user: the one sandbox terminal of
+// machinebroker and webterminal.
 // node-pty forks by itself rather than through shared/exec's Runner: a PTY needs setsid and a
 // controlling terminal, which the Runner cannot give; the argv is shared/ns's.
 import * as pty from 'node-pty';
 import type { Logger } from '../log/index.ts';
-import { initPidOf, isolatedArgv } from '../ns/index.ts';
+import { initPidOf, isolatedArgv, PRIVATE_TMP_BYTES } from '../ns/index.ts';
 import type { ExitStatus, TermSize } from '../stream/index.ts';
 
 export interface SandboxPtyDeps {
@@ -89,6 +90,8 @@ export function sandboxPtyArgv(
     mount: true,
     net: true,
     ...(cgroupDir === undefined ? {} : { cgroupDir }),
+    // sessions of different users must not share scratch files, nor leave any behind
+    privateTmpBytes: PRIVATE_TMP_BYTES,
     command: all[0]!,
     args: all.slice(1),
   });

@@ -91,6 +91,21 @@ describe('running a job', () => {
     ]);
   });
 
+  it('gives every job an empty private tmpfs on /tmp, /var/tmp and /dev/shm, as PrivateTmp= does', async () => {
+    const cmd = await ex.start(
+      'sh',
+      ['-c', 'for d in /tmp /var/tmp /dev/shm; do echo $d $(stat -f -c %T $d) $(ls -A $d); done'],
+      { owner },
+    );
+    await cmd.wait();
+    const [out] = await outputText(cmd);
+    assert.deepEqual((out ?? '').slice(2).trim().split('\n'), [
+      '/tmp tmpfs',
+      '/var/tmp tmpfs',
+      '/dev/shm tmpfs',
+    ]);
+  });
+
   it('marks a missing binary failed_to_start with a reason naming the command', async () => {
     const info = await (await ex.start('no-such-binary-hostplane', [], { owner })).wait();
     assert.equal(info.status, 'failed_to_start');

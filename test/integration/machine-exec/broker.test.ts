@@ -1,6 +1,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import http from 'node:http';
@@ -35,6 +35,8 @@ const gc = vm.runInNewContext('gc') as () => void;
 
 describe('machinebroker', () => {
   let dir: string;
+  // outside /tmp, which a sandbox has a private one of: a path both sides see
+  let gate: string;
   let broker: Broker;
   let client: RuntimeClient;
   let now = 1_000_000;
@@ -43,6 +45,7 @@ describe('machinebroker', () => {
 
   before(async () => {
     dir = await tempDir('broker');
+    gate = path.join(await mkdtemp('/run/hostplane-broker-gate-'), 'gate');
     const config = brokerConfig(
       dir,
       `[streaming]\ntoken_ttl = "1m"\nmax_in_flight = 50\n` +
@@ -51,7 +54,7 @@ describe('machinebroker', () => {
         `[[machines]]\nid = "gate-id"\nnamespace = "default"\nname = "gate"\ntarget = { type = "sandbox", command = ["/bin/sh", "-c", ${JSON.stringify(
           // reads nothing until the test creates the gate file, then counts its input
           `if [ -t 0 ]; then stty raw -echo; fi; echo READY; ` +
-            `while [ ! -e ${dir}/gate ]; do sleep 0.05; done; head -c ${INPUT_BYTES} | wc -c`,
+            `while [ ! -e ${gate} ]; do sleep 0.05; done; head -c ${INPUT_BYTES} | wc -c`,
         )}] }\n` +
         `[[machines]]\nid = "yes-id"\nnamespace = "default"\nname = "yes"\ntarget = { type = "sandbox", command = ["/bin/sh", "-c", "exec yes ${yesMarker}"] }\n`,
     );
@@ -69,6 +72,7 @@ describe('machinebroker', () => {
     client.close();
     await broker.close(100);
     await rm(dir, { recursive: true, force: true });
+    await rm(path.dirname(gate), { recursive: true, force: true });
   });
 
   it('serves the runtime on a unix socket with mode 0660', async () => {
@@ -296,9 +300,32 @@ describe('machinebroker', () => {
     );
   });
 
+  it('gives each sandbox, TTY or pipes, its own /tmp, /var/tmp and /dev/shm, hidden from the host', async () => {
+    const files = ['/tmp', '/var/tmp', '/dev/shm'].map(
+      (d) => `${d}/hp-broker-private-${process.pid}`,
+    );
+    const tty = await openCollected(await client.exec('m1-id', true));
+    try {
+      tty.session.write(
+        `for f in ${files.join(' ')}; do echo planted > $f; done; ` +
+          `echo wrote=$(cat ${files.join(' ')} | grep -c planted)\n`,
+      );
+      await tty.waitFor('wrote=3');
+      for (const f of files) assert.equal(existsSync(f), false, `the host sees ${f}`);
+      const s = await openCollected(await client.exec('m1-id', false));
+      s.session.write(`cat ${files.join(' ')} 2>/dev/null | grep -c planted\n`);
+      s.session.closeStdin();
+      await s.status;
+      assert.equal(s.stdout(), '0\n', 'the pipes sandbox sees what the TTY sandbox wrote');
+    } finally {
+      tty.session.close();
+      for (const f of files) await rm(f, { force: true });
+    }
+  });
+
   for (const tty of [false, true]) {
     it(`stops reading a client whose ${tty ? 'TTY' : 'pipes'} console takes no input, and goes on once it does`, async () => {
-      await rm(`${dir}/gate`, { force: true });
+      await rm(gate, { force: true });
       const s = await openCollected(await client.exec('gate-id', tty));
       await s.waitFor('READY');
       const memory = (): number =>
@@ -324,12 +351,12 @@ describe('machinebroker', () => {
             accepted = sent - buffered;
             gc(); // what is left is what someone holds, not garbage
             grown = memory() - before;
-            await writeFile(`${dir}/gate`, '');
+            await writeFile(gate, '');
           }
         }
       }
       s.session.closeStdin();
-      if (accepted === 0) await writeFile(`${dir}/gate`, '');
+      if (accepted === 0) await writeFile(gate, '');
       assert.deepEqual(await s.status, { kind: 'exited', code: 0 });
       assert.ok(
         accepted > 0 && accepted < 32 << 20,

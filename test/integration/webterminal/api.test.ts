@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import tls from 'node:tls';
 import { ExecRefusedError } from '../../../shared/stream/client.ts';
@@ -272,6 +274,35 @@ describe('webterminal API over TLS with sandbox targets', { timeout: 120_000 }, 
     assert.equal(del.status, 204);
     assert.deepEqual(await pidsOf(marker), []);
     assert.equal(h.wt.sessions.size, 0);
+  });
+
+  it("gives each session its own /tmp, /var/tmp and /dev/shm: what alice's sandbox writes there, bob's and the host do not see", async () => {
+    const files = ['/tmp', '/var/tmp', '/dev/shm'].map((d) => `${d}/hp-wt-private-${process.pid}`);
+    const a = await open('shell', TOKENS.alice);
+    const b = await open('shell', TOKENS.bob);
+    try {
+      a.term.session.write(
+        `for f in ${files.join(' ')}; do echo from-alice > $f; done; ` +
+          `echo wrote=$(cat ${files.join(' ')} | grep -c from-alice)\r`,
+      );
+      await a.term.waitFor('wrote=3');
+      for (const f of files) assert.equal(existsSync(f), false, `the host sees ${f}`);
+      b.term.session.write(
+        `echo seen=$(cat ${files.join(' ')} 2>/dev/null | grep -c from-alice)\r`,
+      );
+      await b.term.waitFor(/seen=\d/);
+      assert.match(b.term.out(), /seen=0/);
+    } finally {
+      a.term.session.close();
+      b.term.session.close();
+      for (const [s, token] of [
+        [a, TOKENS.alice],
+        [b, TOKENS.bob],
+      ] as const) {
+        await h.api('DELETE', `/api/terminals/${s.id}`, { token, headers: origin });
+      }
+      for (const f of files) await rm(f, { force: true });
+    }
   });
 
   it('answers 429 with Retry-After over the per-user maximum, and counts users apart', async () => {

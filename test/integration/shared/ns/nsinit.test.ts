@@ -79,6 +79,23 @@ async function finish(sp: Spawned) {
   return { stdout, stderr, status, ...exit };
 }
 
+const SCRATCH = ['/tmp', '/var/tmp', '/dev/shm'];
+
+/** The topmost mount on `point` in mountinfo text: its options, fs type and super options. */
+function mountAt(mountinfo: string, point: string) {
+  let found: { options: string[]; fstype: string; superOptions: string[] } | undefined;
+  for (const line of mountinfo.split('\n')) {
+    const [left, right] = line.split(' - ');
+    const f = left?.split(' ') ?? [];
+    const r = right?.split(' ') ?? [];
+    // a later line mounted on the same point hides the earlier ones
+    if (f[4] === point) {
+      found = { options: f[5]!.split(','), fstype: r[0]!, superOptions: r[2]!.split(',') };
+    }
+  }
+  return found;
+}
+
 /** Host PIDs of every descendant of `pid`, from /proc/<pid>/task/<pid>/children. */
 async function descendants(pid: number): Promise<number[]> {
   const out: number[] = [];
@@ -195,6 +212,60 @@ describe('hostplane-nsinit under unshare', { skip: root ? false : 'needs root' }
       new RegExp(`hostplane-nsinit: joining cgroup ${missing}: No such file or directory`),
     );
     assert.equal(existsSync(marker), false);
+  });
+
+  it('gives the command an empty private tmpfs (1777, nodev, nosuid) of the asked size on /tmp, /var/tmp and /dev/shm', async () => {
+    const r = await finish(
+      start(
+        BASH,
+        [
+          '-c',
+          `for d in ${SCRATCH.join(' ')}; do echo $d $(stat -c %a $d) $(ls -A $d); done; cat /proc/self/mountinfo`,
+        ],
+        { privateTmpBytes: 3 * 1024 * 1024 },
+      ),
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.split('\n');
+    assert.deepEqual(
+      lines.slice(0, 3),
+      ['/tmp 1777', '/var/tmp 1777', '/dev/shm 1777'],
+      'empty, mode 1777',
+    );
+    const mountinfo = lines.slice(3).join('\n');
+    for (const point of SCRATCH) {
+      const m = mountAt(mountinfo, point);
+      assert.equal(m?.fstype, 'tmpfs', `${point}: ${JSON.stringify(m)}`);
+      assert.ok(m.options.includes('nodev') && m.options.includes('nosuid'), m.options.join());
+      assert.ok(m.superOptions.includes('size=3072k'), m.superOptions.join());
+    }
+  });
+
+  it('keeps what a sandbox writes to /tmp, /var/tmp or /dev/shm from the host and from a second sandbox', async () => {
+    const name = `hp-ns-private-${process.pid}`;
+    const planted = SCRATCH.map((d) => path.join(d, name));
+    const first = start(
+      BASH,
+      [
+        '-c',
+        `for f in ${planted.join(' ')}; do echo mine > $f || exit 1; done; echo ready; exec sleep 1000`,
+      ],
+      { privateTmpBytes: 1024 * 1024 },
+    );
+    try {
+      await waitFor(first.stdout!, 'ready');
+      for (const f of planted) assert.equal(existsSync(f), false, `the host sees ${f}`);
+      const second = await finish(
+        start(BASH, ['-c', `for f in ${planted.join(' ')}; do test -e $f && echo $f; done; true`], {
+          privateTmpBytes: 1024 * 1024,
+        }),
+      );
+      assert.equal(second.stdout, '', "the second sandbox sees the first one's files");
+    } finally {
+      process.kill(await initPidOf(first.pid), 'SIGKILL');
+      await first.exited;
+      for (const f of planted) await rm(f, { force: true });
+    }
   });
 
   it('does not leak the status fd into the command', async () => {

@@ -24,6 +24,21 @@ describe('isolatedArgv', () => {
         '--status-fd 3 -- sleep 10',
     },
     {
+      name: 'a private tmp of 64 MiB, mounted by the init',
+      opts: {
+        ...base,
+        pid: true,
+        mount: true,
+        net: false,
+        privateTmpBytes: 64 * 1024 * 1024,
+        command: 'sh',
+        args: [],
+      },
+      want:
+        '/usr/bin/unshare --pid --fork --kill-child --mount --propagation private --mount-proc ' +
+        '-- /usr/lib/hostplane/hostplane-nsinit --private-tmp 67108864 -- sh',
+    },
+    {
       name: 'only a PID namespace: no /proc remount, no loopback',
       opts: { ...base, pid: true, mount: false, net: false, command: '/bin/true', args: [] },
       want: '/usr/bin/unshare --pid --fork --kill-child -- /usr/lib/hostplane/hostplane-nsinit -- /bin/true',
@@ -41,6 +56,17 @@ describe('isolatedArgv', () => {
       assert.equal(isolatedArgv(t.opts).join(' '), t.want);
     });
   }
+
+  it('refuses a private tmp without a mount namespace or with a size that is no byte count', () => {
+    const o = { ...base, pid: true, net: true, command: 'sh', args: [] };
+    assert.throws(
+      () => isolatedArgv({ ...o, mount: false, privateTmpBytes: 1024 }),
+      /building the argv of sh: a private tmp needs a mount namespace .* mount=false/,
+    );
+    for (const privateTmpBytes of [0, -1, 1.5, Number.NaN]) {
+      assert.throws(() => isolatedArgv({ ...o, mount: true, privateTmpBytes }), /privateTmpBytes/);
+    }
+  });
 
   it('passes arguments that look like options after the separator, untouched', () => {
     const argv = isolatedArgv({
