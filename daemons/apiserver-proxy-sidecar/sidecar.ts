@@ -61,25 +61,40 @@ export class Sidecar {
     this.#d = deps;
   }
 
-  /** Brings the host to the desired state; a sync that finds no drift makes only read calls. */
+  /**
+   * Brings the host to the desired state; a sync that finds no drift makes only read calls. A step
+   * that fails does not stop the steps that do not depend on it; the sync then rejects with all
+   * the failures.
+   */
   async sync(): Promise<SyncReport> {
     const started = performance.now();
     const end = this.#d.metrics.syncDuration.startTimer();
     const changes: string[] = [];
-    try {
-      await this.#syncLinks(changes);
-      if (this.#want.rules.length > 0) {
-        const docs = planRules(this.#want.rules, await this.#readRules());
-        await this.#applyRules(docs, changes);
+    const errors: SidecarError[] = [];
+    const step = async (f: () => Promise<void>): Promise<void> => {
+      try {
+        await f();
+      } catch (err) {
+        errors.push(asSidecarError(err));
       }
-      this.#d.metrics.syncs.inc({ result: 'ok' });
-    } catch (err) {
-      this.#d.metrics.syncs.inc({ result: 'error' });
-      this.#d.metrics.errors.inc({ kind: err instanceof SidecarError ? err.kind : 'read' });
-      throw err;
+    };
+    try {
+      await step(() => this.#syncLinks(changes, errors));
+      if (this.#want.rules.length > 0) {
+        await step(async () => {
+          const docs = planRules(this.#want.rules, await this.#readRules());
+          for (const doc of docs) await step(() => this.#applyRules([doc], changes));
+        });
+      }
     } finally {
       end();
     }
+    for (const e of errors) this.#d.metrics.errors.inc({ kind: e.kind });
+    if (errors.length > 0) {
+      this.#d.metrics.syncs.inc({ result: 'error' });
+      throw combine(errors);
+    }
+    this.#d.metrics.syncs.inc({ result: 'ok' });
     return { changes, ms: Math.round(performance.now() - started) };
   }
 
@@ -102,7 +117,7 @@ export class Sidecar {
     return removed;
   }
 
-  async #syncLinks(changes: string[]): Promise<void> {
+  async #syncLinks(changes: string[], errors: SidecarError[]): Promise<void> {
     let owned = await this.#loadOwned();
     const current = await this.#readLinks();
     const link = current.find((l) => l.name === this.#want.link);
@@ -115,8 +130,18 @@ export class Sidecar {
     } catch (cause) {
       throw new SidecarError('link', errText(cause), { cause });
     }
+    // an address cannot go on a link we failed to create or bring up; other addresses still can
+    const failedLinks = new Set<string>();
     for (const args of plan) {
-      await this.#ip(args);
+      const dev = args[0] === 'link' ? args[2] : args[4];
+      if (dev !== undefined && failedLinks.has(dev)) continue;
+      try {
+        await this.#ip(args);
+      } catch (err) {
+        errors.push(asSidecarError(err));
+        if (args[0] === 'link' && dev !== undefined) failedLinks.add(dev);
+        continue;
+      }
       changes.push(`ip ${args.join(' ')}`);
       this.#d.metrics.repairs.inc({ kind: args[0] === 'link' ? 'link' : 'address' });
       // recorded after every call: a crash mid-sync leaves nothing of ours unaccounted for
@@ -204,6 +229,18 @@ export class Sidecar {
       throw new SidecarError('state', `writing state ${file}: ${errText(cause)}`, { cause });
     }
   }
+}
+
+function asSidecarError(err: unknown): SidecarError {
+  return err instanceof SidecarError ? err : new SidecarError('read', errText(err), { cause: err });
+}
+
+/** One error for the failures of one sync: the first one's kind, every message. */
+function combine(errors: readonly SidecarError[]): SidecarError {
+  if (errors.length === 1) return errors[0]!;
+  return new SidecarError(errors[0]!.kind, errors.map((e) => e.message).join('; '), {
+    cause: new AggregateError(errors),
+  });
 }
 
 function errText(err: unknown): string {

@@ -81,6 +81,21 @@ function mutating(records: Record<string, unknown>[]): string[][] {
     );
 }
 
+/** `p`, or a rejection naming `what` after `ms` (a loop that never gets ready must not hang). */
+async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      reject(new Error(`no ${what} within ${ms} ms`));
+    }, ms);
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 function config(extra: Record<string, unknown>) {
   return sidecarSchema.parse({
     state_file: path.join(dir, `${randomBytes(4).toString('hex')}.json`),
@@ -284,6 +299,27 @@ describe(
       assert.notEqual(await snapshot(run), before);
       await loop.stop();
       assert.equal(await snapshot(run), before);
+    });
+
+    it('gets ready when an IPv6 address is already there with another prefix, and leaves it on cleanup', async () => {
+      const { ns, run } = await newNetns();
+      await run.run([tools.ip, 'addr', 'add', 'fd00::2/64', 'dev', 'lo', 'nodad']);
+      const loop = startLoop(
+        ns,
+        config({ ip_address: ['fd00::2', '10.96.0.2'], setup_iptables: true, cleanup: true }),
+      );
+      try {
+        await within(loop.ready, 10_000, `ready (statuses: ${loop.statuses.join(' | ')})`);
+        const addrs = await addresses(run, 'lo');
+        assert.ok(addrs.includes('10.96.0.2/32'), addrs.join(' '));
+        assert.ok(addrs.includes('fd00::2/64') && !addrs.includes('fd00::2/128'), addrs.join(' '));
+        assert.equal((await ourRules(run, tools.ip6tablesSave, 'filter')).length, 4);
+        assert.equal((await ourRules(run, tools.iptablesSave, 'filter')).length, 4);
+      } finally {
+        await loop.stop();
+      }
+      const addrs = await addresses(run, 'lo');
+      assert.ok(addrs.includes('fd00::2/64') && !addrs.includes('10.96.0.2/32'), addrs.join(' '));
     });
 
     it('serves metrics of syncs and repairs on the loopback listener', async () => {

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { silentLogger } from '../../../../shared/log/index.ts';
 import { FakeNetRunner } from '../../../../shared/net/fake.ts';
+import type { NetTools } from '../../../../shared/net/index.ts';
 import { createSidecarMetrics } from '../../../../daemons/apiserver-proxy-sidecar/metrics.ts';
 import { desiredState, type PlanConfig } from '../../../../daemons/apiserver-proxy-sidecar/plan.ts';
 import { Sidecar } from '../../../../daemons/apiserver-proxy-sidecar/sidecar.ts';
@@ -14,7 +15,12 @@ import { Sidecar } from '../../../../daemons/apiserver-proxy-sidecar/sidecar.ts'
 let dir: string;
 let n = 0;
 
-function sidecar(fake: FakeNetRunner, cfg: Partial<PlanConfig>, stateFile?: string): Sidecar {
+function sidecar(
+  fake: FakeNetRunner,
+  cfg: Partial<PlanConfig>,
+  stateFile?: string,
+  tools: NetTools = fake.tools,
+): Sidecar {
   const want = desiredState({
     ip_address: ['10.96.0.2'],
     kubernetes_service_ip_address: [],
@@ -24,7 +30,7 @@ function sidecar(fake: FakeNetRunner, cfg: Partial<PlanConfig>, stateFile?: stri
     ...cfg,
   });
   return new Sidecar(want, {
-    net: { runner: fake, tools: fake.tools },
+    net: { runner: fake, tools },
     log: silentLogger(),
     metrics: createSidecarMetrics(),
     stateFile: stateFile ?? path.join(dir, `state-${n++}.json`),
@@ -110,6 +116,42 @@ describe('Sidecar on the fake network', () => {
     assert.deepEqual((await s.sync()).changes, []);
     assert.equal(fake.mutations().length, mutations);
     assert.equal(fake.render(), state);
+  });
+
+  it('leaves an address already there with another prefix alone and still syncs the rest', async () => {
+    const fake = new FakeNetRunner();
+    fake.links.get('lo')!.addresses.push('fd00::2/64', '10.96.0.2/24');
+    const cfg = { ip_address: ['fd00::2', '10.96.0.2', '10.96.0.3'], setup_iptables: true };
+    const report = await sidecar(fake, cfg, path.join(dir, 'prefix.json')).sync();
+    assert.deepEqual(report.changes, [
+      'ip addr add 10.96.0.3/32 dev lo',
+      'ipv4 raw rules',
+      'ipv4 filter rules',
+      'ipv6 raw rules',
+      'ipv6 filter rules',
+    ]);
+    const later = sidecar(fake, cfg, path.join(dir, 'prefix.json'));
+    assert.deepEqual(
+      (await later.cleanup()).filter((c) => c.startsWith('ip ')),
+      ['ip addr del 10.96.0.3/32 dev lo'],
+    );
+    assert.deepEqual(fake.links.get('lo')!.addresses, ['fd00::2/64', '10.96.0.2/24']);
+  });
+
+  it('applies the other tables when one fails, and the sync still fails with the reason', async () => {
+    const fake = new FakeNetRunner();
+    // the fake refuses a binary it does not know: ip6tables-restore fails, nothing else does
+    const tools = { ...fake.tools, ip6tablesRestore: '/nonexistent/ip6tables-restore' };
+    const s = sidecar(
+      fake,
+      { ip_address: ['fd00::2', '10.96.0.2'], setup_iptables: true },
+      undefined,
+      tools,
+    );
+    await assert.rejects(s.sync(), /applying ipv6 raw rules: .*; applying ipv6 filter rules: /);
+    assert.deepEqual(fake.links.get('lo')!.addresses, ['fd00::2/128', '10.96.0.2/32']);
+    assert.match(fake.render(), /ipv4\/raw :HP-APIPROXY-PREROUTING/);
+    assert.match(fake.render(), /ipv4\/filter :HP-APIPROXY-INPUT/);
   });
 
   it('touches ip6tables only when an IPv6 address needs rules', async () => {
