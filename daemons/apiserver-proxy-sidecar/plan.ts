@@ -104,15 +104,82 @@ export function ruleTables(addresses: readonly Cidr[], port: number): RuleTable[
   ];
 }
 
+/** An address the sidecar added, with the device it added it to. */
+export interface OwnedAddress {
+  dev: string;
+  /** canonical `address/prefix` */
+  cidr: string;
+}
+
 /** What the sidecar created, so cleanup removes exactly that (persisted between runs). */
 export interface Owned {
   /** the dummy link we created, if any */
   link: string | null;
-  /** canonical `address/prefix` of the addresses we added */
-  addresses: readonly string[];
+  addresses: readonly OwnedAddress[];
 }
 
 export const NOTHING_OWNED: Owned = Object.freeze({ link: null, addresses: [] });
+
+/** The state file's format version; version 1 (no `version` key) listed bare CIDRs. */
+export const STATE_VERSION = 2;
+
+/** `owned` as the state file's text. */
+export function renderOwned(owned: Owned): string {
+  return `${JSON.stringify({ version: STATE_VERSION, ...owned })}\n`;
+}
+
+/**
+ * The state file's content as `Owned`, with a warning for every entry it cannot use. Version 1
+ * entries (a CIDR without its device) are dropped: the interface they were added to is unknown,
+ * and deleting them from the configured one could remove someone else's address.
+ */
+export function parseOwned(raw: unknown): { owned: Owned; warnings: string[] } {
+  const warnings: string[] = [];
+  const r = (typeof raw === 'object' && raw !== null ? raw : {}) as Record<string, unknown>;
+  const link = typeof r['link'] === 'string' ? r['link'] : null;
+  const addresses: OwnedAddress[] = [];
+  for (const a of Array.isArray(r['addresses']) ? (r['addresses'] as unknown[]) : []) {
+    if (typeof a === 'string') {
+      warnings.push(
+        `${a} is recorded without its device (state written by an older version): not ours ` +
+          'to remove any more; delete it by hand if it was',
+      );
+      continue;
+    }
+    const { dev, cidr } = (typeof a === 'object' && a !== null ? a : {}) as Record<string, unknown>;
+    const parsed = typeof cidr === 'string' ? tryCidr(cidr) : undefined;
+    if (typeof dev !== 'string' || parsed === undefined) {
+      warnings.push(`ignoring an address entry that is not {dev, cidr}: ${JSON.stringify(a)}`);
+      continue;
+    }
+    addresses.push({ dev, cidr: parsed.text });
+  }
+  return { owned: { link, addresses }, warnings };
+}
+
+function tryCidr(text: string): Cidr | undefined {
+  try {
+    return parseCidr(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * What is ours now: everything either record (the file, and what this process knows it added)
+ * lists that is still there. Something that is gone is no longer ours: if it comes back, it is
+ * whoever put it back's (or ours again when we re-add it).
+ */
+export function reconcileOwned(file: Owned, memory: Owned, current: readonly CurrentLink[]): Owned {
+  const byName = new Map(current.map((l) => [l.name, l]));
+  const link = [file.link, memory.link].find((l) => l !== null && byName.has(l)) ?? null;
+  const addresses: OwnedAddress[] = [];
+  for (const a of [...file.addresses, ...memory.addresses]) {
+    if (addresses.some((x) => x.dev === a.dev && x.cidr === a.cidr)) continue;
+    if (byName.get(a.dev)?.addresses.includes(a.cidr) === true) addresses.push(a);
+  }
+  return { link, addresses };
+}
 
 /**
  * What a sync keeps, as shared/net's DesiredLinks. The interface is created as a dummy (and kept
@@ -131,26 +198,45 @@ export function linksToSync(
   };
 }
 
-/** What a cleanup removes: our dummy link (its addresses go with it) or the addresses we added. */
-export function linksToCleanup(want: Desired, owned: Owned): DesiredLinks {
+/**
+ * What a cleanup removes: our dummy link (its addresses go with it) and the addresses we added,
+ * each on the device we added it to.
+ */
+export function linksToCleanup(owned: Owned): DesiredLinks {
   const link = owned.link !== null && owned.link !== LOOPBACK ? owned.link : null;
   return {
     links: link === null ? [] : [{ name: link, kind: 'dummy' }],
-    addresses: owned.addresses.map((cidr) => ({ dev: link ?? want.link, cidr })),
+    addresses: owned.addresses,
   };
 }
 
-/** `owned` after the `ip` call `args` succeeded. */
-export function ownedAfter(owned: Owned, args: IpArgs): Owned {
-  const [obj, verb, name] = args;
+/** `owned` with what the `ip` call `args` is about to add (recorded before the call is made). */
+export function ownedBefore(owned: Owned, args: IpArgs): Owned {
+  const [obj, verb, name, , dev] = args;
   if (name === undefined) return owned;
-  if (obj === 'link' && verb === 'add') return { ...owned, link: name };
-  if (obj === 'link' && verb === 'del') return NOTHING_OWNED;
-  if (obj === 'addr' && verb === 'add' && !owned.addresses.includes(name)) {
-    return { ...owned, addresses: [...owned.addresses, name] };
+  if (obj === 'link' && verb === 'add' && owned.link !== name) return { ...owned, link: name };
+  if (obj === 'addr' && verb === 'add' && dev !== undefined) {
+    if (owned.addresses.some((a) => a.dev === dev && a.cidr === name)) return owned;
+    return { ...owned, addresses: [...owned.addresses, { dev, cidr: name }] };
+  }
+  return owned;
+}
+
+/** `owned` after the `ip` call `args` removed something. */
+export function ownedAfter(owned: Owned, args: IpArgs): Owned {
+  const [obj, verb, name, , dev] = args;
+  if (name === undefined) return owned;
+  if (obj === 'link' && verb === 'del') {
+    return {
+      link: owned.link === name ? null : owned.link,
+      addresses: owned.addresses.filter((a) => a.dev !== name),
+    };
   }
   if (obj === 'addr' && verb === 'del') {
-    return { ...owned, addresses: owned.addresses.filter((c) => c !== name) };
+    return {
+      ...owned,
+      addresses: owned.addresses.filter((a) => !(a.dev === dev && a.cidr === name)),
+    };
   }
   return owned;
 }

@@ -1,6 +1,7 @@
 // Sync and cleanup of the sidecar over shared/net, plus the ownership record (a small JSON file)
 // that lets a later `--cleanup` remove exactly what was added.
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../../shared/log/index.ts';
 import {
@@ -22,6 +23,10 @@ import {
   linksToSync,
   NOTHING_OWNED,
   ownedAfter,
+  ownedBefore,
+  parseOwned,
+  reconcileOwned,
+  renderOwned,
   type Desired,
   type Owned,
 } from './plan.ts';
@@ -54,7 +59,8 @@ export class SidecarError extends Error {
 export class Sidecar {
   readonly #want: Desired;
   readonly #d: SidecarDeps;
-  #owned: Owned | undefined;
+  /** what this process last wrote to (or read from) the state file */
+  #owned: Owned = NOTHING_OWNED;
 
   constructor(want: Desired, deps: SidecarDeps) {
     this.#want = want;
@@ -98,28 +104,57 @@ export class Sidecar {
     return { changes, ms: Math.round(performance.now() - started) };
   }
 
-  /** Removes what this sidecar added (its link, or its addresses) and its chains. */
+  /**
+   * Removes what this sidecar added (its link, its addresses, each on the device it added it to)
+   * and its chains. A step that fails does not stop the others; it then rejects with them all.
+   */
   async cleanup(): Promise<string[]> {
     const removed: string[] = [];
-    let owned = await this.#loadOwned();
-    const plan = planLinksCleanup(linksToCleanup(this.#want, owned), await this.#readLinks());
-    for (const args of plan) {
-      await this.#ip(args);
-      owned = ownedAfter(owned, args);
-      await this.#saveOwned(owned);
-      removed.push(`ip ${args.join(' ')}`);
+    const errors: SidecarError[] = [];
+    // the file, and what this process added (the file may have been rewritten by another cleanup)
+    let owned: Owned = this.#owned;
+    try {
+      const current = await this.#readLinks();
+      owned = reconcileOwned(await this.#readOwned(), this.#owned, current);
+      const plan = planLinksCleanup(linksToCleanup(owned), current);
+      for (const args of plan) {
+        try {
+          await this.#ip(args);
+        } catch (err) {
+          errors.push(asSidecarError(err));
+          continue;
+        }
+        removed.push(`ip ${args.join(' ')}`);
+        owned = ownedAfter(owned, args);
+      }
+    } catch (err) {
+      errors.push(asSidecarError(err));
     }
-    // what we owned and is gone already is no longer ours either
-    await this.#saveOwned(NOTHING_OWNED);
+    try {
+      // what we owned and is gone already is no longer ours either
+      await this.#saveOwned(errors.length === 0 ? NOTHING_OWNED : owned);
+    } catch (err) {
+      errors.push(asSidecarError(err));
+    }
     if (this.#want.rules.length > 0) {
-      await this.#applyRules(planRulesCleanup(this.#want.rules, await this.#readRules()), removed);
+      try {
+        await this.#applyRules(
+          planRulesCleanup(this.#want.rules, await this.#readRules()),
+          removed,
+        );
+      } catch (err) {
+        errors.push(asSidecarError(err));
+      }
     }
+    if (errors.length > 0) throw combine(errors);
     return removed;
   }
 
   async #syncLinks(changes: string[], errors: SidecarError[]): Promise<void> {
-    let owned = await this.#loadOwned();
     const current = await this.#readLinks();
+    // the file may say less than we know (a failed write, an outside --cleanup): make it agree
+    let owned = reconcileOwned(await this.#readOwned(), this.#owned, current);
+    await this.#saveOwned(owned);
     const link = current.find((l) => l.name === this.#want.link);
     if (link !== undefined && !link.up && owned.link !== this.#want.link) {
       this.#d.log.warn({ link: this.#want.link }, 'interface is down and not ours to bring up');
@@ -136,6 +171,11 @@ export class Sidecar {
       const dev = args[0] === 'link' ? args[2] : args[4];
       if (dev !== undefined && failedLinks.has(dev)) continue;
       try {
+        // recorded before the call: a crash right after it leaves nothing of ours unrecorded
+        // (cleanup skips what the record lists and is not there)
+        const next = ownedBefore(owned, args);
+        await this.#saveOwned(next);
+        owned = next;
         await this.#ip(args);
       } catch (err) {
         errors.push(asSidecarError(err));
@@ -144,12 +184,6 @@ export class Sidecar {
       }
       changes.push(`ip ${args.join(' ')}`);
       this.#d.metrics.repairs.inc({ kind: args[0] === 'link' ? 'link' : 'address' });
-      // recorded after every call: a crash mid-sync leaves nothing of ours unaccounted for
-      const next = ownedAfter(owned, args);
-      if (next !== owned) {
-        owned = next;
-        await this.#saveOwned(owned);
-      }
     }
   }
 
@@ -189,45 +223,56 @@ export class Sidecar {
     }
   }
 
-  async #loadOwned(): Promise<Owned> {
-    if (this.#owned !== undefined) return this.#owned;
+  /** The state file's record; nothing when there is none (or it is torn or foreign). */
+  async #readOwned(): Promise<Owned> {
     let text: string;
     try {
       text = await readFile(this.#d.stateFile, 'utf8');
     } catch (cause) {
-      if ((cause as NodeJS.ErrnoException).code === 'ENOENT') return (this.#owned = NOTHING_OWNED);
+      if ((cause as NodeJS.ErrnoException).code === 'ENOENT') return NOTHING_OWNED;
       throw new SidecarError('state', `reading state ${this.#d.stateFile}: ${errText(cause)}`, {
         cause,
       });
     }
+    let raw: unknown;
     try {
-      const raw = JSON.parse(text) as { link?: unknown; addresses?: unknown };
-      const link = typeof raw.link === 'string' ? raw.link : null;
-      const addresses = Array.isArray(raw.addresses)
-        ? raw.addresses.filter((a): a is string => typeof a === 'string')
-        : [];
-      return (this.#owned = { link, addresses });
+      raw = JSON.parse(text);
     } catch (cause) {
       // a torn or foreign file: we cannot know what we own, so we claim nothing
       this.#d.log.warn(
         { file: this.#d.stateFile, err: errText(cause) },
         'ignoring unreadable state',
       );
-      return (this.#owned = NOTHING_OWNED);
+      return NOTHING_OWNED;
     }
+    const { owned, warnings } = parseOwned(raw);
+    for (const w of warnings) this.#d.log.warn({ file: this.#d.stateFile }, w);
+    return owned;
   }
 
+  /**
+   * Writes `owned` unless the file already says so; the record in memory changes only once the
+   * file has it, so a failed write is retried by the next sync (which fails until it succeeds).
+   */
   async #saveOwned(owned: Owned): Promise<void> {
-    this.#owned = owned;
     const file = this.#d.stateFile;
+    const text = renderOwned(owned);
+    const have = await readFile(file, 'utf8').catch(() => undefined);
+    if (have === text) {
+      this.#owned = owned;
+      return;
+    }
+    // unique: a daemon and a --cleanup may write at the same time
+    const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
     try {
       await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-      const tmp = `${file}.tmp`;
-      await writeFile(tmp, `${JSON.stringify(owned)}\n`, { mode: 0o600 });
+      await writeFile(tmp, text, { mode: 0o600, flush: true });
       await rename(tmp, file);
     } catch (cause) {
+      await rm(tmp, { force: true }).catch(() => undefined);
       throw new SidecarError('state', `writing state ${file}: ${errText(cause)}`, { cause });
     }
+    this.#owned = owned;
   }
 }
 

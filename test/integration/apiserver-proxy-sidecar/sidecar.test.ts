@@ -379,8 +379,12 @@ describe(
       const once = await run.run(node, { timeoutMs: 60_000 });
       assert.equal(once.code, 0);
       assert.deepEqual(JSON.parse(await readFile(state, 'utf8')), {
+        version: 2,
         link: null,
-        addresses: ['10.96.0.2/32', 'fd00::2/128'],
+        addresses: [
+          { dev: 'lo', cidr: '10.96.0.2/32' },
+          { dev: 'lo', cidr: 'fd00::2/128' },
+        ],
       });
       assert.equal((await ourRules(run, tools.iptablesSave, 'raw')).length, 5);
       await run.run([...node, '--cleanup'], { timeoutMs: 60_000 });
