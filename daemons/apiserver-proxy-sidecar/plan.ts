@@ -4,6 +4,8 @@
 import {
   parseCidr,
   type CurrentLink,
+  type Family,
+  type TableName,
   type Cidr,
   type DesiredLinks,
   type IpArgs,
@@ -111,14 +113,62 @@ export interface OwnedAddress {
   cidr: string;
 }
 
+/** A chain the sidecar created. */
+export interface OwnedChainRef {
+  family: Family;
+  table: TableName;
+  chain: string;
+}
+
 /** What the sidecar created, so cleanup removes exactly that (persisted between runs). */
 export interface Owned {
   /** the dummy link we created, if any */
   link: string | null;
   addresses: readonly OwnedAddress[];
+  chains: readonly OwnedChainRef[];
 }
 
-export const NOTHING_OWNED: Owned = Object.freeze({ link: null, addresses: [] });
+export const NOTHING_OWNED: Owned = Object.freeze({ link: null, addresses: [], chains: [] });
+
+/** The chains `rules` declares, as ownership records. */
+export function chainsOf(rules: readonly RuleTable[]): OwnedChainRef[] {
+  return rules.flatMap((t) =>
+    t.chains.map((c) => ({ family: t.family, table: t.table, chain: c.name })),
+  );
+}
+
+function sameChain(a: OwnedChainRef, b: OwnedChainRef): boolean {
+  return a.family === b.family && a.table === b.table && a.chain === b.chain;
+}
+
+/** `owned` with `chains` added (those not listed yet). */
+export function withChains(owned: Owned, chains: readonly OwnedChainRef[]): Owned {
+  const add = chains.filter(
+    (c, i) =>
+      !owned.chains.some((o) => sameChain(o, c)) && chains.findIndex((x) => sameChain(x, c)) === i,
+  );
+  return add.length === 0 ? owned : { ...owned, chains: [...owned.chains, ...add] };
+}
+
+/** `owned` without `chains`. */
+export function withoutChains(owned: Owned, chains: readonly OwnedChainRef[]): Owned {
+  return { ...owned, chains: owned.chains.filter((o) => !chains.some((c) => sameChain(o, c))) };
+}
+
+/** The recorded chains `want` no longer declares (a family or table dropped from the config). */
+export function staleChains(owned: Owned, want: Desired): OwnedChainRef[] {
+  const wanted = chainsOf(want.rules);
+  return owned.chains.filter((o) => !wanted.some((w) => sameChain(o, w)));
+}
+
+/** Chains to remove as shared/net RuleTables (no rules or hooks: cleanup needs only the names). */
+export function chainTables(chains: readonly OwnedChainRef[]): RuleTable[] {
+  return chains.map((c) => ({
+    family: c.family,
+    table: c.table,
+    chains: [{ name: c.chain, jumpFrom: [], rules: [] }],
+  }));
+}
 
 /** The state file's format version; version 1 (no `version` key) listed bare CIDRs. */
 export const STATE_VERSION = 2;
@@ -154,7 +204,24 @@ export function parseOwned(raw: unknown): { owned: Owned; warnings: string[] } {
     }
     addresses.push({ dev, cidr: parsed.text });
   }
-  return { owned: { link, addresses }, warnings };
+  const chains: OwnedChainRef[] = [];
+  for (const c of Array.isArray(r['chains']) ? (r['chains'] as unknown[]) : []) {
+    const { family, table, chain } = (typeof c === 'object' && c !== null ? c : {}) as Record<
+      string,
+      unknown
+    >;
+    if (
+      (family !== 'ipv4' && family !== 'ipv6') ||
+      (table !== 'raw' && table !== 'filter') ||
+      typeof chain !== 'string' ||
+      !chain.startsWith(CHAIN_PREFIX)
+    ) {
+      warnings.push(`ignoring a chain entry that is not one of ours: ${JSON.stringify(c)}`);
+      continue;
+    }
+    chains.push({ family, table, chain });
+  }
+  return { owned: { link, addresses, chains }, warnings };
 }
 
 function tryCidr(text: string): Cidr | undefined {
@@ -178,7 +245,8 @@ export function reconcileOwned(file: Owned, memory: Owned, current: readonly Cur
     if (addresses.some((x) => x.dev === a.dev && x.cidr === a.cidr)) continue;
     if (byName.get(a.dev)?.addresses.includes(a.cidr) === true) addresses.push(a);
   }
-  return { link, addresses };
+  // chains are not checked here (that needs the tables read); cleanup skips absent ones
+  return { link, addresses, chains: withChains(file, memory.chains).chains };
 }
 
 /**
@@ -228,6 +296,7 @@ export function ownedAfter(owned: Owned, args: IpArgs): Owned {
   if (name === undefined) return owned;
   if (obj === 'link' && verb === 'del') {
     return {
+      ...owned,
       link: owned.link === name ? null : owned.link,
       addresses: owned.addresses.filter((a) => a.dev !== name),
     };

@@ -16,9 +16,15 @@ import {
   type IpArgs,
   type NetDeps,
   type RestoreDoc,
+  type RuleTable,
 } from '../../shared/net/index.ts';
 import type { ErrorKind, SidecarMetrics } from './metrics.ts';
 import {
+  chainsOf,
+  chainTables,
+  staleChains,
+  withChains,
+  withoutChains,
   linksToCleanup,
   linksToSync,
   NOTHING_OWNED,
@@ -29,6 +35,7 @@ import {
   renderOwned,
   type Desired,
   type Owned,
+  type OwnedChainRef,
 } from './plan.ts';
 
 export interface SidecarDeps {
@@ -88,10 +95,15 @@ export class Sidecar {
       await step(() => this.#syncLinks(changes, errors));
       if (this.#want.rules.length > 0) {
         await step(async () => {
-          const docs = planRules(this.#want.rules, await this.#readRules());
+          const docs = planRules(this.#want.rules, await this.#readRules(this.#want.rules));
+          // recorded before they are created, like links and addresses
+          if (docs.length > 0)
+            await this.#saveOwned(withChains(this.#owned, chainsOf(this.#want.rules)));
           for (const doc of docs) await step(() => this.#applyRules([doc], changes));
         });
       }
+      const stale = staleChains(this.#owned, this.#want);
+      if (stale.length > 0) await step(() => this.#removeChains(stale, changes));
     } finally {
       end();
     }
@@ -131,20 +143,22 @@ export class Sidecar {
       errors.push(asSidecarError(err));
     }
     try {
-      // what we owned and is gone already is no longer ours either
-      await this.#saveOwned(errors.length === 0 ? NOTHING_OWNED : owned);
+      // the config's chains (ours by name even when unrecorded) and every recorded one
+      const chains = withChains(withChains(NOTHING_OWNED, chainsOf(this.#want.rules)), [
+        ...(await this.#readOwned()).chains,
+        ...this.#owned.chains,
+      ]).chains;
+      if (chains.length > 0) await this.#removeChains(chains, removed);
     } catch (err) {
       errors.push(asSidecarError(err));
     }
-    if (this.#want.rules.length > 0) {
-      try {
-        await this.#applyRules(
-          planRulesCleanup(this.#want.rules, await this.#readRules()),
-          removed,
-        );
-      } catch (err) {
-        errors.push(asSidecarError(err));
-      }
+    try {
+      // what we owned and is gone already is no longer ours either
+      await this.#saveOwned(
+        errors.length === 0 ? NOTHING_OWNED : { ...owned, chains: this.#owned.chains },
+      );
+    } catch (err) {
+      errors.push(asSidecarError(err));
     }
     if (errors.length > 0) throw combine(errors);
     return removed;
@@ -187,6 +201,13 @@ export class Sidecar {
     }
   }
 
+  /** Removes `chains` and the jumps to them, then drops them from the record. */
+  async #removeChains(chains: readonly OwnedChainRef[], changes: string[]): Promise<void> {
+    const tables = chainTables(chains);
+    await this.#applyRules(planRulesCleanup(tables, await this.#readRules(tables)), changes);
+    await this.#saveOwned(withoutChains(this.#owned, chains));
+  }
+
   async #applyRules(docs: readonly RestoreDoc[], changes: string[]): Promise<void> {
     for (const doc of docs) {
       try {
@@ -207,9 +228,9 @@ export class Sidecar {
     }
   }
 
-  async #readRules(): ReturnType<typeof readRules> {
+  async #readRules(tables: readonly RuleTable[]): ReturnType<typeof readRules> {
     try {
-      return await readRules(this.#d.net, this.#want.rules);
+      return await readRules(this.#d.net, tables);
     } catch (cause) {
       throw new SidecarError('read', errText(cause), { cause });
     }

@@ -322,6 +322,34 @@ describe(
       assert.ok(addrs.includes('fd00::2/64') && !addrs.includes('10.96.0.2/32'), addrs.join(' '));
     });
 
+    it('removes the ip6tables chains of an IPv6 address dropped from the config, on sync and on --cleanup', async () => {
+      const { run } = await newNetns();
+      const before = await snapshot(run);
+      const state = path.join(dir, `${randomBytes(4).toString('hex')}.json`);
+      const once = async (ip_address: string[], cleanupOnly = false) => {
+        await runSidecar({
+          config: config({ ip_address, setup_iptables: true, daemon: false, state_file: state }),
+          log: silentLogger(),
+          runner: run,
+          tools,
+          signal: new AbortController().signal,
+          ready: () => undefined,
+          status: () => undefined,
+          cleanupOnly,
+        });
+      };
+      await once(['10.96.0.2', 'fd00::2']);
+      assert.equal((await ourRules(run, tools.ip6tablesSave, 'filter')).length, 4);
+      await once(['10.96.0.2']);
+      assert.deepEqual(await ourRules(run, tools.ip6tablesSave, 'filter'), []);
+      assert.deepEqual(await ourRules(run, tools.ip6tablesSave, 'raw'), []);
+      assert.equal((await ourRules(run, tools.iptablesSave, 'filter')).length, 4);
+      // sync with both again, then --cleanup from a config that no longer has the IPv6 address
+      await once(['10.96.0.2', 'fd00::2']);
+      await once(['10.96.0.2'], true);
+      assert.equal(await snapshot(run), before);
+    });
+
     it('serves metrics of syncs and repairs on the loopback listener', async () => {
       const { ns } = await newNetns();
       const loop = startLoop(
@@ -385,6 +413,12 @@ describe(
           { dev: 'lo', cidr: '10.96.0.2/32' },
           { dev: 'lo', cidr: 'fd00::2/128' },
         ],
+        chains: ['ipv4', 'ipv6'].flatMap((family) => [
+          { family, table: 'raw', chain: 'HP-APIPROXY-PREROUTING' },
+          { family, table: 'raw', chain: 'HP-APIPROXY-OUTPUT' },
+          { family, table: 'filter', chain: 'HP-APIPROXY-INPUT' },
+          { family, table: 'filter', chain: 'HP-APIPROXY-OUTPUT' },
+        ]),
       });
       assert.equal((await ourRules(run, tools.iptablesSave, 'raw')).length, 5);
       await run.run([...node, '--cleanup'], { timeoutMs: 60_000 });

@@ -101,6 +101,7 @@ describe('Sidecar on the fake network', () => {
         { dev: 'lo', cidr: '10.96.0.2/32' },
         { dev: 'lo', cidr: 'fd00::2/128' },
       ],
+      chains: [],
     });
     const later = sidecar(fake, { ip_address: ['10.96.0.2', 'fd00::2'] }, state);
     assert.equal((await later.cleanup()).length, 2);
@@ -109,6 +110,7 @@ describe('Sidecar on the fake network', () => {
       version: 2,
       link: null,
       addresses: [],
+      chains: [],
     });
   });
 
@@ -228,6 +230,21 @@ describe('Sidecar on the fake network', () => {
     assert.deepEqual(fake.links.get('lo')!.addresses, ['fd00::2/128', '10.96.0.2/32']);
     assert.match(fake.render(), /ipv4\/raw :HP-APIPROXY-PREROUTING/);
     assert.match(fake.render(), /ipv4\/filter :HP-APIPROXY-INPUT/);
+  });
+
+  it('removes recorded chains the config no longer asks for, on sync and on cleanup', async () => {
+    const fake = new FakeNetRunner();
+    const state = path.join(dir, 'chains.json');
+    const both = { ip_address: ['10.96.0.2', 'fd00::2'], setup_iptables: true };
+    const v4 = { ip_address: ['10.96.0.2'], setup_iptables: true };
+    await sidecar(fake, both, state).sync();
+    const report = await sidecar(fake, v4, state).sync();
+    assert.deepEqual(report.changes, ['ipv6 raw rules', 'ipv6 filter rules']);
+    assert.doesNotMatch(fake.render(), /ipv6.*HP-APIPROXY/);
+    assert.match(fake.render(), /ipv4\/filter :HP-APIPROXY-INPUT/);
+    await sidecar(fake, both, state).sync();
+    await sidecar(fake, { ...v4, setup_iptables: false }, state).cleanup();
+    assert.doesNotMatch(fake.render(), /HP-APIPROXY/);
   });
 
   it('touches ip6tables only when an IPv6 address needs rules', async () => {
