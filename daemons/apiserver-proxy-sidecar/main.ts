@@ -41,15 +41,15 @@ process.exit(
         return;
       }
       const cleanupOnly = stopPost || ctx.flags['cleanup'] === true;
-      // iptables need not even be installed when rules are off
-      const withRules = ctx.config.setup_iptables;
-      const tools = withRules
+      // iptables need not even be installed when rules are off (it is used then only to remove
+      // chains an earlier config asked for)
+      const tools = ctx.config.setup_iptables
         ? await findNetTools()
-        : { ...DEFAULT_NET_TOOLS, ip: await findBinary('ip') };
-      const runner = createRunner({
-        log: ctx.log,
-        allow: withRules ? netToolList(tools) : [tools.ip],
-      });
+        : await findNetTools().catch(async () => ({
+            ...DEFAULT_NET_TOOLS,
+            ip: await findBinary('ip'),
+          }));
+      const runner = createRunner({ log: ctx.log, allow: netToolList(tools) });
       await runSidecar({
         config: ctx.config,
         log: ctx.log,

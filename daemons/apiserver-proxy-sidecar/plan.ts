@@ -4,6 +4,8 @@
 import {
   parseCidr,
   type CurrentLink,
+  type Family,
+  type TableName,
   type Cidr,
   type DesiredLinks,
   type IpArgs,
@@ -104,15 +106,148 @@ export function ruleTables(addresses: readonly Cidr[], port: number): RuleTable[
   ];
 }
 
+/** An address the sidecar added, with the device it added it to. */
+export interface OwnedAddress {
+  dev: string;
+  /** canonical `address/prefix` */
+  cidr: string;
+}
+
+/** A chain the sidecar created. */
+export interface OwnedChainRef {
+  family: Family;
+  table: TableName;
+  chain: string;
+}
+
 /** What the sidecar created, so cleanup removes exactly that (persisted between runs). */
 export interface Owned {
   /** the dummy link we created, if any */
   link: string | null;
-  /** canonical `address/prefix` of the addresses we added */
-  addresses: readonly string[];
+  addresses: readonly OwnedAddress[];
+  chains: readonly OwnedChainRef[];
 }
 
-export const NOTHING_OWNED: Owned = Object.freeze({ link: null, addresses: [] });
+export const NOTHING_OWNED: Owned = Object.freeze({ link: null, addresses: [], chains: [] });
+
+/** The chains `rules` declares, as ownership records. */
+export function chainsOf(rules: readonly RuleTable[]): OwnedChainRef[] {
+  return rules.flatMap((t) =>
+    t.chains.map((c) => ({ family: t.family, table: t.table, chain: c.name })),
+  );
+}
+
+function sameChain(a: OwnedChainRef, b: OwnedChainRef): boolean {
+  return a.family === b.family && a.table === b.table && a.chain === b.chain;
+}
+
+/** `owned` with `chains` added (those not listed yet). */
+export function withChains(owned: Owned, chains: readonly OwnedChainRef[]): Owned {
+  const add = chains.filter(
+    (c, i) =>
+      !owned.chains.some((o) => sameChain(o, c)) && chains.findIndex((x) => sameChain(x, c)) === i,
+  );
+  return add.length === 0 ? owned : { ...owned, chains: [...owned.chains, ...add] };
+}
+
+/** `owned` without `chains`. */
+export function withoutChains(owned: Owned, chains: readonly OwnedChainRef[]): Owned {
+  return { ...owned, chains: owned.chains.filter((o) => !chains.some((c) => sameChain(o, c))) };
+}
+
+/** The recorded chains `want` no longer declares (a family or table dropped from the config). */
+export function staleChains(owned: Owned, want: Desired): OwnedChainRef[] {
+  const wanted = chainsOf(want.rules);
+  return owned.chains.filter((o) => !wanted.some((w) => sameChain(o, w)));
+}
+
+/** Chains to remove as shared/net RuleTables (no rules or hooks: cleanup needs only the names). */
+export function chainTables(chains: readonly OwnedChainRef[]): RuleTable[] {
+  return chains.map((c) => ({
+    family: c.family,
+    table: c.table,
+    chains: [{ name: c.chain, jumpFrom: [], rules: [] }],
+  }));
+}
+
+/** The state file's format version; version 1 (no `version` key) listed bare CIDRs. */
+export const STATE_VERSION = 2;
+
+/** `owned` as the state file's text. */
+export function renderOwned(owned: Owned): string {
+  return `${JSON.stringify({ version: STATE_VERSION, ...owned })}\n`;
+}
+
+/**
+ * The state file's content as `Owned`, with a warning for every entry it cannot use. Version 1
+ * entries (a CIDR without its device) are dropped: the interface they were added to is unknown,
+ * and deleting them from the configured one could remove someone else's address.
+ */
+export function parseOwned(raw: unknown): { owned: Owned; warnings: string[] } {
+  const warnings: string[] = [];
+  const r = (typeof raw === 'object' && raw !== null ? raw : {}) as Record<string, unknown>;
+  const link = typeof r['link'] === 'string' ? r['link'] : null;
+  const addresses: OwnedAddress[] = [];
+  for (const a of Array.isArray(r['addresses']) ? (r['addresses'] as unknown[]) : []) {
+    if (typeof a === 'string') {
+      warnings.push(
+        `${a} is recorded without its device (state written by an older version): not ours ` +
+          'to remove any more; delete it by hand if it was',
+      );
+      continue;
+    }
+    const { dev, cidr } = (typeof a === 'object' && a !== null ? a : {}) as Record<string, unknown>;
+    const parsed = typeof cidr === 'string' ? tryCidr(cidr) : undefined;
+    if (typeof dev !== 'string' || parsed === undefined) {
+      warnings.push(`ignoring an address entry that is not {dev, cidr}: ${JSON.stringify(a)}`);
+      continue;
+    }
+    addresses.push({ dev, cidr: parsed.text });
+  }
+  const chains: OwnedChainRef[] = [];
+  for (const c of Array.isArray(r['chains']) ? (r['chains'] as unknown[]) : []) {
+    const { family, table, chain } = (typeof c === 'object' && c !== null ? c : {}) as Record<
+      string,
+      unknown
+    >;
+    if (
+      (family !== 'ipv4' && family !== 'ipv6') ||
+      (table !== 'raw' && table !== 'filter') ||
+      typeof chain !== 'string' ||
+      !chain.startsWith(CHAIN_PREFIX)
+    ) {
+      warnings.push(`ignoring a chain entry that is not one of ours: ${JSON.stringify(c)}`);
+      continue;
+    }
+    chains.push({ family, table, chain });
+  }
+  return { owned: { link, addresses, chains }, warnings };
+}
+
+function tryCidr(text: string): Cidr | undefined {
+  try {
+    return parseCidr(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * What is ours now: everything either record (the file, and what this process knows it added)
+ * lists that is still there. Something that is gone is no longer ours: if it comes back, it is
+ * whoever put it back's (or ours again when we re-add it).
+ */
+export function reconcileOwned(file: Owned, memory: Owned, current: readonly CurrentLink[]): Owned {
+  const byName = new Map(current.map((l) => [l.name, l]));
+  const link = [file.link, memory.link].find((l) => l !== null && byName.has(l)) ?? null;
+  const addresses: OwnedAddress[] = [];
+  for (const a of [...file.addresses, ...memory.addresses]) {
+    if (addresses.some((x) => x.dev === a.dev && x.cidr === a.cidr)) continue;
+    if (byName.get(a.dev)?.addresses.includes(a.cidr) === true) addresses.push(a);
+  }
+  // chains are not checked here (that needs the tables read); cleanup skips absent ones
+  return { link, addresses, chains: withChains(file, memory.chains).chains };
+}
 
 /**
  * What a sync keeps, as shared/net's DesiredLinks. The interface is created as a dummy (and kept
@@ -131,26 +266,46 @@ export function linksToSync(
   };
 }
 
-/** What a cleanup removes: our dummy link (its addresses go with it) or the addresses we added. */
-export function linksToCleanup(want: Desired, owned: Owned): DesiredLinks {
+/**
+ * What a cleanup removes: our dummy link (its addresses go with it) and the addresses we added,
+ * each on the device we added it to.
+ */
+export function linksToCleanup(owned: Owned): DesiredLinks {
   const link = owned.link !== null && owned.link !== LOOPBACK ? owned.link : null;
   return {
     links: link === null ? [] : [{ name: link, kind: 'dummy' }],
-    addresses: owned.addresses.map((cidr) => ({ dev: link ?? want.link, cidr })),
+    addresses: owned.addresses,
   };
 }
 
-/** `owned` after the `ip` call `args` succeeded. */
-export function ownedAfter(owned: Owned, args: IpArgs): Owned {
-  const [obj, verb, name] = args;
+/** `owned` with what the `ip` call `args` is about to add (recorded before the call is made). */
+export function ownedBefore(owned: Owned, args: IpArgs): Owned {
+  const [obj, verb, name, , dev] = args;
   if (name === undefined) return owned;
-  if (obj === 'link' && verb === 'add') return { ...owned, link: name };
-  if (obj === 'link' && verb === 'del') return NOTHING_OWNED;
-  if (obj === 'addr' && verb === 'add' && !owned.addresses.includes(name)) {
-    return { ...owned, addresses: [...owned.addresses, name] };
+  if (obj === 'link' && verb === 'add' && owned.link !== name) return { ...owned, link: name };
+  if (obj === 'addr' && verb === 'add' && dev !== undefined) {
+    if (owned.addresses.some((a) => a.dev === dev && a.cidr === name)) return owned;
+    return { ...owned, addresses: [...owned.addresses, { dev, cidr: name }] };
+  }
+  return owned;
+}
+
+/** `owned` after the `ip` call `args` removed something. */
+export function ownedAfter(owned: Owned, args: IpArgs): Owned {
+  const [obj, verb, name, , dev] = args;
+  if (name === undefined) return owned;
+  if (obj === 'link' && verb === 'del') {
+    return {
+      ...owned,
+      link: owned.link === name ? null : owned.link,
+      addresses: owned.addresses.filter((a) => a.dev !== name),
+    };
   }
   if (obj === 'addr' && verb === 'del') {
-    return { ...owned, addresses: owned.addresses.filter((c) => c !== name) };
+    return {
+      ...owned,
+      addresses: owned.addresses.filter((a) => !(a.dev === dev && a.cidr === name)),
+    };
   }
   return owned;
 }

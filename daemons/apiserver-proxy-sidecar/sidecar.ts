@@ -1,6 +1,7 @@
 // Sync and cleanup of the sidecar over shared/net, plus the ownership record (a small JSON file)
 // that lets a later `--cleanup` remove exactly what was added.
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../../shared/log/index.ts';
 import {
@@ -15,15 +16,26 @@ import {
   type IpArgs,
   type NetDeps,
   type RestoreDoc,
+  type RuleTable,
 } from '../../shared/net/index.ts';
 import type { ErrorKind, SidecarMetrics } from './metrics.ts';
 import {
+  chainsOf,
+  chainTables,
+  staleChains,
+  withChains,
+  withoutChains,
   linksToCleanup,
   linksToSync,
   NOTHING_OWNED,
   ownedAfter,
+  ownedBefore,
+  parseOwned,
+  reconcileOwned,
+  renderOwned,
   type Desired,
   type Owned,
+  type OwnedChainRef,
 } from './plan.ts';
 
 export interface SidecarDeps {
@@ -54,57 +66,109 @@ export class SidecarError extends Error {
 export class Sidecar {
   readonly #want: Desired;
   readonly #d: SidecarDeps;
-  #owned: Owned | undefined;
+  /** what this process last wrote to (or read from) the state file */
+  #owned: Owned = NOTHING_OWNED;
 
   constructor(want: Desired, deps: SidecarDeps) {
     this.#want = want;
     this.#d = deps;
   }
 
-  /** Brings the host to the desired state; a sync that finds no drift makes only read calls. */
+  /**
+   * Brings the host to the desired state; a sync that finds no drift makes only read calls. A step
+   * that fails does not stop the steps that do not depend on it; the sync then rejects with all
+   * the failures.
+   */
   async sync(): Promise<SyncReport> {
     const started = performance.now();
     const end = this.#d.metrics.syncDuration.startTimer();
     const changes: string[] = [];
-    try {
-      await this.#syncLinks(changes);
-      if (this.#want.rules.length > 0) {
-        const docs = planRules(this.#want.rules, await this.#readRules());
-        await this.#applyRules(docs, changes);
+    const errors: SidecarError[] = [];
+    const step = async (f: () => Promise<void>): Promise<void> => {
+      try {
+        await f();
+      } catch (err) {
+        errors.push(asSidecarError(err));
       }
-      this.#d.metrics.syncs.inc({ result: 'ok' });
-    } catch (err) {
-      this.#d.metrics.syncs.inc({ result: 'error' });
-      this.#d.metrics.errors.inc({ kind: err instanceof SidecarError ? err.kind : 'read' });
-      throw err;
+    };
+    try {
+      await step(() => this.#syncLinks(changes, errors));
+      if (this.#want.rules.length > 0) {
+        await step(async () => {
+          const docs = planRules(this.#want.rules, await this.#readRules(this.#want.rules));
+          // recorded before they are created, like links and addresses
+          if (docs.length > 0)
+            await this.#saveOwned(withChains(this.#owned, chainsOf(this.#want.rules)));
+          for (const doc of docs) await step(() => this.#applyRules([doc], changes));
+        });
+      }
+      const stale = staleChains(this.#owned, this.#want);
+      if (stale.length > 0) await step(() => this.#removeChains(stale, changes));
     } finally {
       end();
     }
+    for (const e of errors) this.#d.metrics.errors.inc({ kind: e.kind });
+    if (errors.length > 0) {
+      this.#d.metrics.syncs.inc({ result: 'error' });
+      throw combine(errors);
+    }
+    this.#d.metrics.syncs.inc({ result: 'ok' });
     return { changes, ms: Math.round(performance.now() - started) };
   }
 
-  /** Removes what this sidecar added (its link, or its addresses) and its chains. */
+  /**
+   * Removes what this sidecar added (its link, its addresses, each on the device it added it to)
+   * and its chains. A step that fails does not stop the others; it then rejects with them all.
+   */
   async cleanup(): Promise<string[]> {
     const removed: string[] = [];
-    let owned = await this.#loadOwned();
-    const plan = planLinksCleanup(linksToCleanup(this.#want, owned), await this.#readLinks());
-    for (const args of plan) {
-      await this.#ip(args);
-      owned = ownedAfter(owned, args);
-      await this.#saveOwned(owned);
-      removed.push(`ip ${args.join(' ')}`);
+    const errors: SidecarError[] = [];
+    // the file, and what this process added (the file may have been rewritten by another cleanup)
+    let owned: Owned = this.#owned;
+    try {
+      const current = await this.#readLinks();
+      owned = reconcileOwned(await this.#readOwned(), this.#owned, current);
+      const plan = planLinksCleanup(linksToCleanup(owned), current);
+      for (const args of plan) {
+        try {
+          await this.#ip(args);
+        } catch (err) {
+          errors.push(asSidecarError(err));
+          continue;
+        }
+        removed.push(`ip ${args.join(' ')}`);
+        owned = ownedAfter(owned, args);
+      }
+    } catch (err) {
+      errors.push(asSidecarError(err));
     }
-    // what we owned and is gone already is no longer ours either
-    await this.#saveOwned(NOTHING_OWNED);
-    if (this.#want.rules.length > 0) {
-      await this.#applyRules(planRulesCleanup(this.#want.rules, await this.#readRules()), removed);
+    try {
+      // the config's chains (ours by name even when unrecorded) and every recorded one
+      const chains = withChains(withChains(NOTHING_OWNED, chainsOf(this.#want.rules)), [
+        ...(await this.#readOwned()).chains,
+        ...this.#owned.chains,
+      ]).chains;
+      if (chains.length > 0) await this.#removeChains(chains, removed);
+    } catch (err) {
+      errors.push(asSidecarError(err));
     }
+    try {
+      // what we owned and is gone already is no longer ours either
+      await this.#saveOwned(
+        errors.length === 0 ? NOTHING_OWNED : { ...owned, chains: this.#owned.chains },
+      );
+    } catch (err) {
+      errors.push(asSidecarError(err));
+    }
+    if (errors.length > 0) throw combine(errors);
     return removed;
   }
 
-  async #syncLinks(changes: string[]): Promise<void> {
-    let owned = await this.#loadOwned();
+  async #syncLinks(changes: string[], errors: SidecarError[]): Promise<void> {
     const current = await this.#readLinks();
+    // the file may say less than we know (a failed write, an outside --cleanup): make it agree
+    let owned = reconcileOwned(await this.#readOwned(), this.#owned, current);
+    await this.#saveOwned(owned);
     const link = current.find((l) => l.name === this.#want.link);
     if (link !== undefined && !link.up && owned.link !== this.#want.link) {
       this.#d.log.warn({ link: this.#want.link }, 'interface is down and not ours to bring up');
@@ -115,17 +179,33 @@ export class Sidecar {
     } catch (cause) {
       throw new SidecarError('link', errText(cause), { cause });
     }
+    // an address cannot go on a link we failed to create or bring up; other addresses still can
+    const failedLinks = new Set<string>();
     for (const args of plan) {
-      await this.#ip(args);
+      const dev = args[0] === 'link' ? args[2] : args[4];
+      if (dev !== undefined && failedLinks.has(dev)) continue;
+      try {
+        // recorded before the call: a crash right after it leaves nothing of ours unrecorded
+        // (cleanup skips what the record lists and is not there)
+        const next = ownedBefore(owned, args);
+        await this.#saveOwned(next);
+        owned = next;
+        await this.#ip(args);
+      } catch (err) {
+        errors.push(asSidecarError(err));
+        if (args[0] === 'link' && dev !== undefined) failedLinks.add(dev);
+        continue;
+      }
       changes.push(`ip ${args.join(' ')}`);
       this.#d.metrics.repairs.inc({ kind: args[0] === 'link' ? 'link' : 'address' });
-      // recorded after every call: a crash mid-sync leaves nothing of ours unaccounted for
-      const next = ownedAfter(owned, args);
-      if (next !== owned) {
-        owned = next;
-        await this.#saveOwned(owned);
-      }
     }
+  }
+
+  /** Removes `chains` and the jumps to them, then drops them from the record. */
+  async #removeChains(chains: readonly OwnedChainRef[], changes: string[]): Promise<void> {
+    const tables = chainTables(chains);
+    await this.#applyRules(planRulesCleanup(tables, await this.#readRules(tables)), changes);
+    await this.#saveOwned(withoutChains(this.#owned, chains));
   }
 
   async #applyRules(docs: readonly RestoreDoc[], changes: string[]): Promise<void> {
@@ -148,9 +228,9 @@ export class Sidecar {
     }
   }
 
-  async #readRules(): ReturnType<typeof readRules> {
+  async #readRules(tables: readonly RuleTable[]): ReturnType<typeof readRules> {
     try {
-      return await readRules(this.#d.net, this.#want.rules);
+      return await readRules(this.#d.net, tables);
     } catch (cause) {
       throw new SidecarError('read', errText(cause), { cause });
     }
@@ -164,46 +244,69 @@ export class Sidecar {
     }
   }
 
-  async #loadOwned(): Promise<Owned> {
-    if (this.#owned !== undefined) return this.#owned;
+  /** The state file's record; nothing when there is none (or it is torn or foreign). */
+  async #readOwned(): Promise<Owned> {
     let text: string;
     try {
       text = await readFile(this.#d.stateFile, 'utf8');
     } catch (cause) {
-      if ((cause as NodeJS.ErrnoException).code === 'ENOENT') return (this.#owned = NOTHING_OWNED);
+      if ((cause as NodeJS.ErrnoException).code === 'ENOENT') return NOTHING_OWNED;
       throw new SidecarError('state', `reading state ${this.#d.stateFile}: ${errText(cause)}`, {
         cause,
       });
     }
+    let raw: unknown;
     try {
-      const raw = JSON.parse(text) as { link?: unknown; addresses?: unknown };
-      const link = typeof raw.link === 'string' ? raw.link : null;
-      const addresses = Array.isArray(raw.addresses)
-        ? raw.addresses.filter((a): a is string => typeof a === 'string')
-        : [];
-      return (this.#owned = { link, addresses });
+      raw = JSON.parse(text);
     } catch (cause) {
       // a torn or foreign file: we cannot know what we own, so we claim nothing
       this.#d.log.warn(
         { file: this.#d.stateFile, err: errText(cause) },
         'ignoring unreadable state',
       );
-      return (this.#owned = NOTHING_OWNED);
+      return NOTHING_OWNED;
     }
+    const { owned, warnings } = parseOwned(raw);
+    for (const w of warnings) this.#d.log.warn({ file: this.#d.stateFile }, w);
+    return owned;
   }
 
+  /**
+   * Writes `owned` unless the file already says so; the record in memory changes only once the
+   * file has it, so a failed write is retried by the next sync (which fails until it succeeds).
+   */
   async #saveOwned(owned: Owned): Promise<void> {
-    this.#owned = owned;
     const file = this.#d.stateFile;
+    const text = renderOwned(owned);
+    const have = await readFile(file, 'utf8').catch(() => undefined);
+    if (have === text) {
+      this.#owned = owned;
+      return;
+    }
+    // unique: a daemon and a --cleanup may write at the same time
+    const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
     try {
       await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-      const tmp = `${file}.tmp`;
-      await writeFile(tmp, `${JSON.stringify(owned)}\n`, { mode: 0o600 });
+      await writeFile(tmp, text, { mode: 0o600, flush: true });
       await rename(tmp, file);
     } catch (cause) {
+      await rm(tmp, { force: true }).catch(() => undefined);
       throw new SidecarError('state', `writing state ${file}: ${errText(cause)}`, { cause });
     }
+    this.#owned = owned;
   }
+}
+
+function asSidecarError(err: unknown): SidecarError {
+  return err instanceof SidecarError ? err : new SidecarError('read', errText(err), { cause: err });
+}
+
+/** One error for the failures of one sync: the first one's kind, every message. */
+function combine(errors: readonly SidecarError[]): SidecarError {
+  if (errors.length === 1) return errors[0]!;
+  return new SidecarError(errors[0]!.kind, errors.map((e) => e.message).join('; '), {
+    cause: new AggregateError(errors),
+  });
 }
 
 function errText(err: unknown): string {

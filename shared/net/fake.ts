@@ -149,6 +149,13 @@ export class FakeNetRunner implements Runner {
       const i = link.addresses.indexOf(cidr.text);
       if (m[1] === 'add') {
         if (i >= 0) throw new FakeFailure(2, 'RTNETLINK answers: File exists');
+        // IPv6 (unlike IPv4) keeps one entry per address, whatever its prefix
+        if (
+          cidr.family === 6 &&
+          link.addresses.some((x) => parseCidr(x).address === cidr.address)
+        ) {
+          throw new FakeFailure(2, 'Error: ipv6: address already assigned.');
+        }
         link.addresses.push(cidr.text);
       } else {
         if (i < 0) throw new FakeFailure(2, 'RTNETLINK answers: Cannot assign requested address');

@@ -68,7 +68,10 @@ export function parseIpAddr(json: string): CurrentLink[] {
   return out;
 }
 
-/** The `ip` calls that make `current` hold everything in `desired` (empty when it already does). */
+/**
+ * The `ip` calls that make `current` hold everything in `desired` (empty when it already does). An
+ * address counts as present on its device with any prefix.
+ */
 export function planLinks(desired: DesiredLinks, current: readonly CurrentLink[]): IpArgs[] {
   const byName = new Map(current.map((l) => [l.name, l]));
   const plan: IpArgs[] = [];
@@ -89,7 +92,9 @@ export function planLinks(desired: DesiredLinks, current: readonly CurrentLink[]
         `planning address ${cidr.text} on ${a.dev}: no such link, and it is not one we create`,
       );
     }
-    if (have?.addresses.includes(cidr.text) === true) continue;
+    // present with any prefix: the kernel refuses a second IPv6 entry for it, and either way
+    // the address is there (and, having been there first, not ours)
+    if (have?.addresses.some((t) => parseCidr(t).address === cidr.address) === true) continue;
     // nodad: usable at once instead of "tentative" for a second or two (it is ours alone)
     plan.push(['addr', 'add', cidr.text, 'dev', a.dev, ...(cidr.family === 6 ? ['nodad'] : [])]);
   }

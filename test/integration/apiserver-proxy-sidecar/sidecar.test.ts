@@ -81,6 +81,21 @@ function mutating(records: Record<string, unknown>[]): string[][] {
     );
 }
 
+/** `p`, or a rejection naming `what` after `ms` (a loop that never gets ready must not hang). */
+async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      reject(new Error(`no ${what} within ${ms} ms`));
+    }, ms);
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 function config(extra: Record<string, unknown>) {
   return sidecarSchema.parse({
     state_file: path.join(dir, `${randomBytes(4).toString('hex')}.json`),
@@ -286,6 +301,55 @@ describe(
       assert.equal(await snapshot(run), before);
     });
 
+    it('gets ready when an IPv6 address is already there with another prefix, and leaves it on cleanup', async () => {
+      const { ns, run } = await newNetns();
+      await run.run([tools.ip, 'addr', 'add', 'fd00::2/64', 'dev', 'lo', 'nodad']);
+      const loop = startLoop(
+        ns,
+        config({ ip_address: ['fd00::2', '10.96.0.2'], setup_iptables: true, cleanup: true }),
+      );
+      try {
+        await within(loop.ready, 10_000, `ready (statuses: ${loop.statuses.join(' | ')})`);
+        const addrs = await addresses(run, 'lo');
+        assert.ok(addrs.includes('10.96.0.2/32'), addrs.join(' '));
+        assert.ok(addrs.includes('fd00::2/64') && !addrs.includes('fd00::2/128'), addrs.join(' '));
+        assert.equal((await ourRules(run, tools.ip6tablesSave, 'filter')).length, 4);
+        assert.equal((await ourRules(run, tools.iptablesSave, 'filter')).length, 4);
+      } finally {
+        await loop.stop();
+      }
+      const addrs = await addresses(run, 'lo');
+      assert.ok(addrs.includes('fd00::2/64') && !addrs.includes('10.96.0.2/32'), addrs.join(' '));
+    });
+
+    it('removes the ip6tables chains of an IPv6 address dropped from the config, on sync and on --cleanup', async () => {
+      const { run } = await newNetns();
+      const before = await snapshot(run);
+      const state = path.join(dir, `${randomBytes(4).toString('hex')}.json`);
+      const once = async (ip_address: string[], cleanupOnly = false) => {
+        await runSidecar({
+          config: config({ ip_address, setup_iptables: true, daemon: false, state_file: state }),
+          log: silentLogger(),
+          runner: run,
+          tools,
+          signal: new AbortController().signal,
+          ready: () => undefined,
+          status: () => undefined,
+          cleanupOnly,
+        });
+      };
+      await once(['10.96.0.2', 'fd00::2']);
+      assert.equal((await ourRules(run, tools.ip6tablesSave, 'filter')).length, 4);
+      await once(['10.96.0.2']);
+      assert.deepEqual(await ourRules(run, tools.ip6tablesSave, 'filter'), []);
+      assert.deepEqual(await ourRules(run, tools.ip6tablesSave, 'raw'), []);
+      assert.equal((await ourRules(run, tools.iptablesSave, 'filter')).length, 4);
+      // sync with both again, then --cleanup from a config that no longer has the IPv6 address
+      await once(['10.96.0.2', 'fd00::2']);
+      await once(['10.96.0.2'], true);
+      assert.equal(await snapshot(run), before);
+    });
+
     it('serves metrics of syncs and repairs on the loopback listener', async () => {
       const { ns } = await newNetns();
       const loop = startLoop(
@@ -343,8 +407,18 @@ describe(
       const once = await run.run(node, { timeoutMs: 60_000 });
       assert.equal(once.code, 0);
       assert.deepEqual(JSON.parse(await readFile(state, 'utf8')), {
+        version: 2,
         link: null,
-        addresses: ['10.96.0.2/32', 'fd00::2/128'],
+        addresses: [
+          { dev: 'lo', cidr: '10.96.0.2/32' },
+          { dev: 'lo', cidr: 'fd00::2/128' },
+        ],
+        chains: ['ipv4', 'ipv6'].flatMap((family) => [
+          { family, table: 'raw', chain: 'HP-APIPROXY-PREROUTING' },
+          { family, table: 'raw', chain: 'HP-APIPROXY-OUTPUT' },
+          { family, table: 'filter', chain: 'HP-APIPROXY-INPUT' },
+          { family, table: 'filter', chain: 'HP-APIPROXY-OUTPUT' },
+        ]),
       });
       assert.equal((await ourRules(run, tools.iptablesSave, 'raw')).length, 5);
       await run.run([...node, '--cleanup'], { timeoutMs: 60_000 });

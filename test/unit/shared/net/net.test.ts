@@ -130,6 +130,17 @@ describe('planLinks', () => {
       want: '',
     },
     {
+      name: 'an address already there with another prefix (IPv4 or IPv6) is left alone',
+      desired: {
+        addresses: [
+          { dev: 'lo', cidr: '127.0.0.1/32' },
+          { dev: 'lo', cidr: 'fd00::2' },
+        ],
+      },
+      current: [{ ...lo, addresses: ['127.0.0.1/8', 'fd00::2/64'] }],
+      want: '',
+    },
+    {
       name: 'a missing dummy link is created and brought up before its addresses',
       desired: {
         links: [{ name: 'hp0', kind: 'dummy' }],
