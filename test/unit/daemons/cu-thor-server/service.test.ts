@@ -56,6 +56,26 @@ async function collect(
   return out;
 }
 
+/** A gRPC server with `service` on 127.0.0.1:0 over mTLS, and its `localhost:PORT`. */
+async function serve(
+  service: JobExecutorService,
+): Promise<{ server: grpc.Server; address: string }> {
+  const server = new grpc.Server(SERVER_CHANNEL_OPTIONS);
+  server.addService(loadJobExec().hostplane.jobexec.v1.JobExecutor.service, service.handlers);
+  const creds = new ReloadableServerCredentials({
+    ca: pki.ca,
+    cert: pki.server.cert,
+    key: pki.server.key,
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync('127.0.0.1:0', creds, (err, p) => {
+      if (err) reject(err);
+      else resolve(p);
+    });
+  });
+  return { server, address: `localhost:${port}` };
+}
+
 describe('JobExecutor gRPC service', () => {
   const executor = new FakeExecutor();
   const { log } = createMemoryLogger();
@@ -67,20 +87,7 @@ describe('JobExecutor gRPC service', () => {
 
   before(async () => {
     service = createJobExecutorService({ executor, log });
-    server = new grpc.Server(SERVER_CHANNEL_OPTIONS);
-    server.addService(loadJobExec().hostplane.jobexec.v1.JobExecutor.service, service.handlers);
-    const creds = new ReloadableServerCredentials({
-      ca: pki.ca,
-      cert: pki.server.cert,
-      key: pki.server.key,
-    });
-    const port = await new Promise<number>((resolve, reject) => {
-      server.bindAsync('127.0.0.1:0', creds, (err, p) => {
-        if (err) reject(err);
-        else resolve(p);
-      });
-    });
-    address = `localhost:${port}`;
+    ({ server, address } = await serve(service));
     c1 = client(address, 'client1');
     c2 = client(address, 'client2');
   });
@@ -371,21 +378,10 @@ describe('JobExecutor gRPC service stream caps', () => {
 
   before(async () => {
     service = createJobExecutorService({ executor, log, maxStreams: 3, maxStreamsPerOwner: 2 });
-    server = new grpc.Server(SERVER_CHANNEL_OPTIONS);
-    server.addService(loadJobExec().hostplane.jobexec.v1.JobExecutor.service, service.handlers);
-    const creds = new ReloadableServerCredentials({
-      ca: pki.ca,
-      cert: pki.server.cert,
-      key: pki.server.key,
-    });
-    const port = await new Promise<number>((resolve, reject) => {
-      server.bindAsync('127.0.0.1:0', creds, (err, p) => {
-        if (err) reject(err);
-        else resolve(p);
-      });
-    });
-    c1 = client(`localhost:${port}`, 'client1');
-    c2 = client(`localhost:${port}`, 'client2');
+    let address: string;
+    ({ server, address } = await serve(service));
+    c1 = client(address, 'client1');
+    c2 = client(address, 'client2');
   });
 
   after(() => {
