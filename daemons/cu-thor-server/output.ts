@@ -147,13 +147,15 @@ export class OutputWriter implements LiveOutput {
     this.#ending = true;
     this.#closed = new Promise<void>((resolve) => {
       const finish = () => {
-        void (this.#dropping ?? Promise.resolve()).then(() => {
+        void (async () => {
+          // a drop that ends may start the next one (see #written): wait for the last
+          while (this.#dropping !== null) await this.#dropping;
           closeFd(this.#fd, () => {
             this.ended = true;
             this.#wake();
             resolve();
           });
-        });
+        })();
       };
       if (!this.#writing && this.#queue.length === 0) finish();
       else this.#flushedWaiters.push(finish);
@@ -218,6 +220,9 @@ export class OutputWriter implements LiveOutput {
       })
       .finally(() => {
         this.#dropping = null;
+        // what was written while this drop waited for writeback (slow exactly when the disk is
+        // busy) is due now: without this, a burst that ends during a drop stays cached
+        this.#written(0);
       });
   }
 

@@ -91,6 +91,33 @@ describe('the page-cache addon', { skip }, () => {
     );
   });
 
+  it('keeps the window when writeback is slow: what was written during a drop is dropped after it', async () => {
+    const file = path.join(dir, 'output-slow');
+    // a disk slow to write back: each drop takes 200 ms, while the writer goes on
+    const slow = {
+      path: pc.path,
+      dropBehind: async (fd: number, offset: number, length: number) => {
+        await new Promise((r) => setTimeout(r, 200));
+        await pc.dropBehind(fd, offset, length);
+      },
+    };
+    const w = OutputWriter.create(file, {
+      maxBytes: 1024 * MiB,
+      log: silentLogger(),
+      pageCache: slow,
+    });
+    for (let i = 0; i < 128; i++) {
+      w.append('stdout', Buffer.alloc(MiB, i & 0xff));
+      await new Promise((r) => setImmediate(r));
+    }
+    await w.end();
+    const cached = await resident(file);
+    assert.ok(
+      cached <= (32 + 16 + 1) * MiB,
+      `at most the kept 32 MiB plus one step of 16 MiB stay cached, not ${cached / MiB} MiB`,
+    );
+  });
+
   it('refuses a named addon that does not load, saying which', () => {
     assert.throws(
       () => loadPageCache({ HOSTPLANE_PAGECACHE: path.join(dir, 'missing.node') }),
