@@ -194,6 +194,26 @@ function jumpsTo(saved: SavedTable, target: string): { chain: string; spec: stri
 
 const PLAIN_JUMP = (target: string) => `-j ${target}`;
 
+/**
+ * Whether the jump from built-in `chain` to `target` comes before every rule that is not one of
+ * our jumps from `chain` (several of our chains hooked into one built-in chain share the top, in
+ * any order, so that no two syncs fight over it).
+ */
+function jumpIsFirst(
+  saved: SavedTable,
+  ours: readonly OwnedChain[],
+  chain: string,
+  target: string,
+): boolean {
+  const ourJump = (spec: string) =>
+    ours.some((o) => o.jumpFrom.includes(chain) && spec === PLAIN_JUMP(o.name));
+  for (const spec of saved.rules.get(chain) ?? []) {
+    if (spec === PLAIN_JUMP(target)) return true;
+    if (!ourJump(spec)) return false;
+  }
+  return false;
+}
+
 // ---- planning -------------------------------------------------------------------------------
 
 function key(family: Family, table: string): string {
@@ -225,8 +245,9 @@ function chainsByTable(desired: readonly RuleTable[]): Map<string, OwnedChain[]>
 /**
  * The restore documents that bring `current` (per `family/table`, see readRules) to `desired`:
  * one per table that drifted, none when everything matches. A drifted chain is re-declared
- * (`:CHAIN - [0:0]` flushes it in --noflush mode) and refilled; jumps are added when missing and
- * removed when duplicated or coming from a chain no longer listed.
+ * (`:CHAIN - [0:0]` flushes it in --noflush mode) and refilled; jumps are added when missing,
+ * moved back to the top when another rule got ahead of them, and removed when duplicated or
+ * coming from a chain no longer listed.
  */
 export function planRules(
   desired: readonly RuleTable[],
@@ -253,8 +274,10 @@ export function planRules(
       for (const chain of from) {
         const count = jumps.filter((j) => j.chain === chain).length;
         const wanted = c.jumpFrom.includes(chain) ? 1 : 0;
-        for (let i = wanted; i < count; i++) lines.push(`-D ${chain} ${PLAIN_JUMP(c.name)}`);
-        if (count < wanted) lines.push(`-I ${chain} ${PLAIN_JUMP(c.name)}`);
+        if (wanted === 1 && count === 1 && jumpIsFirst(saved, chains, chain, c.name)) continue;
+        // `-D` removes the first match: remove every copy, then put the one wanted on top
+        for (let i = 0; i < count; i++) lines.push(`-D ${chain} ${PLAIN_JUMP(c.name)}`);
+        if (wanted === 1) lines.push(`-I ${chain} ${PLAIN_JUMP(c.name)}`);
       }
     }
     if (lines.length > 0) docs.push({ family, table, doc: renderDoc(table, lines) });

@@ -281,6 +281,52 @@ describe(
       }
     });
 
+    it('puts its jump first again when another rule was inserted ahead of it, and leaves a first jump alone', async () => {
+      const { ns, run } = await newNetns();
+      const cfg = config({ ip_address: '10.96.0.2', setup_iptables: true, daemon: false });
+      const once = async () => {
+        const { log, records } = createMemoryLogger();
+        await runSidecar({
+          config: cfg,
+          log,
+          runner: inNetns(createRunner({ log, allow: [tools.ip] }), ns),
+          tools,
+          signal: new AbortController().signal,
+          ready: () => undefined,
+          status: () => undefined,
+        });
+        const done = records.find((r) => r['msg'] === 'sync done');
+        return { changes: done?.['changes'] as string[], mutations: mutating(records) };
+      };
+      const chain = async (table: string, name: string) =>
+        (await run.run([tools.iptablesSave, '-t', table])).stdout
+          .split('\n')
+          .filter((l) => l.startsWith(`-A ${name} `));
+      await once();
+      // e.g. a firewall reload that inserts its own rules at the top
+      await run.run([tools.iptablesRestore, '--noflush'], {
+        input: '*filter\n-I INPUT -p tcp -m tcp --dport 443 -j DROP\nCOMMIT\n',
+      });
+      await run.run([tools.iptablesRestore, '--noflush'], {
+        input: '*raw\n-I PREROUTING -s 192.0.2.1/32 -j ACCEPT\nCOMMIT\n',
+      });
+      const repaired = await once();
+      assert.deepEqual(repaired.changes.sort(), ['ipv4 filter rules', 'ipv4 raw rules']);
+      assert.deepEqual(await chain('filter', 'INPUT'), [
+        '-A INPUT -j HP-APIPROXY-INPUT',
+        '-A INPUT -p tcp -m tcp --dport 443 -j DROP',
+      ]);
+      assert.deepEqual(await chain('raw', 'PREROUTING'), [
+        '-A PREROUTING -j HP-APIPROXY-PREROUTING',
+        '-A PREROUTING -s 192.0.2.1/32 -j ACCEPT',
+      ]);
+      const synced = await snapshot(run);
+      const again = await once();
+      assert.deepEqual(again.changes, []);
+      assert.deepEqual(again.mutations, []);
+      assert.equal(await snapshot(run), synced);
+    });
+
     it('on stop with cleanup = true leaves the netns exactly as it found it, keeping addresses it did not add', async () => {
       const { ns, run } = await newNetns();
       // already there before the sidecar: not its to remove

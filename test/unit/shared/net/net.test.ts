@@ -7,6 +7,7 @@ import {
   cleanupRules,
   parseCidr,
   parseIpAddr,
+  parseSave,
   planLinks,
   planLinksCleanup,
   planRules,
@@ -315,6 +316,38 @@ describe('rules through the fake runner', () => {
         'ipv6 *filter\n:HOSTPLANE-VIP - [0:0]\n-A HOSTPLANE-VIP -d fd00::1/128 -p tcp -m tcp --dport 443 -j ACCEPT\n-I INPUT -j HOSTPLANE-VIP\nCOMMIT\n',
       ],
     );
+  });
+
+  it('moves a jump that another rule got ahead of back to the top, and keeps ours in any order', () => {
+    const two: RuleTable[] = [
+      {
+        family: 'ipv4',
+        table: 'filter',
+        chains: ['HOSTPLANE-A', 'HOSTPLANE-B'].map((name) => ({
+          name,
+          jumpFrom: ['INPUT'],
+          rules: ['-j ACCEPT'],
+        })),
+      },
+    ];
+    const save = (input: string[]) =>
+      new Map([
+        [
+          'ipv4/filter',
+          parseSave(
+            `*filter\n:INPUT ACCEPT [0:0]\n:HOSTPLANE-A - [0:0]\n:HOSTPLANE-B - [0:0]\n${input.map((r) => `-A INPUT ${r}`).join('\n')}\n-A HOSTPLANE-A -j ACCEPT\n-A HOSTPLANE-B -j ACCEPT\nCOMMIT\n`,
+            'filter',
+          ),
+        ],
+      ]);
+    const docs = (input: string[]) => planRules(two, save(input)).map((d) => d.doc);
+    assert.deepEqual(docs(['-j HOSTPLANE-B', '-j HOSTPLANE-A', '-p tcp -j DROP']), []);
+    assert.deepEqual(docs(['-j HOSTPLANE-A', '-p tcp -j DROP', '-j HOSTPLANE-B']), [
+      '*filter\n-D INPUT -j HOSTPLANE-B\n-I INPUT -j HOSTPLANE-B\nCOMMIT\n',
+    ]);
+    assert.deepEqual(docs(['-j HOSTPLANE-A', '-j HOSTPLANE-B', '-j HOSTPLANE-A']), [
+      '*filter\n-D INPUT -j HOSTPLANE-A\n-D INPUT -j HOSTPLANE-A\n-I INPUT -j HOSTPLANE-A\nCOMMIT\n',
+    ]);
   });
 
   it('cleans up our chains and every jump to them, leaving other rules', async () => {
