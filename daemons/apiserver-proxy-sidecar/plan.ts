@@ -180,20 +180,19 @@ export function renderOwned(owned: Owned): string {
 
 /**
  * The state file's content as `Owned`, with a warning for every entry it cannot use. Version 1
- * entries (a CIDR without its device) are dropped: the interface they were added to is unknown,
- * and deleting them from the configured one could remove someone else's address.
+ * entries (a CIDR without its device) come back in `legacy`, canonical, for migrateLegacy.
  */
-export function parseOwned(raw: unknown): { owned: Owned; warnings: string[] } {
+export function parseOwned(raw: unknown): { owned: Owned; legacy: string[]; warnings: string[] } {
   const warnings: string[] = [];
+  const legacy: string[] = [];
   const r = (typeof raw === 'object' && raw !== null ? raw : {}) as Record<string, unknown>;
   const link = typeof r['link'] === 'string' ? r['link'] : null;
   const addresses: OwnedAddress[] = [];
   for (const a of Array.isArray(r['addresses']) ? (r['addresses'] as unknown[]) : []) {
     if (typeof a === 'string') {
-      warnings.push(
-        `${a} is recorded without its device (state written by an older version): not ours ` +
-          'to remove any more; delete it by hand if it was',
-      );
+      const parsed = tryCidr(a);
+      if (parsed === undefined) warnings.push(`ignoring an address entry that is not a CIDR: ${a}`);
+      else if (!legacy.includes(parsed.text)) legacy.push(parsed.text);
       continue;
     }
     const { dev, cidr } = (typeof a === 'object' && a !== null ? a : {}) as Record<string, unknown>;
@@ -221,7 +220,7 @@ export function parseOwned(raw: unknown): { owned: Owned; warnings: string[] } {
     }
     chains.push({ family, table, chain });
   }
-  return { owned: { link, addresses, chains }, warnings };
+  return { owned: { link, addresses, chains }, legacy, warnings };
 }
 
 function tryCidr(text: string): Cidr | undefined {
@@ -230,6 +229,30 @@ function tryCidr(text: string): Cidr | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * `owned` with the version-1 addresses `legacy` migrated to {dev, cidr}: the older version added
+ * every address on the configured interface `dev`, so one that is there now is claimed on it; one
+ * that is not (gone, or the interface changed since) is `dropped`, as we cannot tell where it went.
+ */
+export function migrateLegacy(
+  owned: Owned,
+  legacy: readonly string[],
+  dev: string,
+  current: readonly CurrentLink[],
+): { owned: Owned; claimed: string[]; dropped: string[] } {
+  const on = current.find((l) => l.name === dev)?.addresses ?? [];
+  const claimed = legacy.filter((c) => on.includes(c));
+  const dropped = legacy.filter((c) => !on.includes(c));
+  const add = claimed
+    .filter((cidr) => !owned.addresses.some((a) => a.dev === dev && a.cidr === cidr))
+    .map((cidr) => ({ dev, cidr }));
+  return {
+    owned: add.length === 0 ? owned : { ...owned, addresses: [...owned.addresses, ...add] },
+    claimed,
+    dropped,
+  };
 }
 
 /**

@@ -13,6 +13,7 @@ import {
   planRulesCleanup,
   readLinks,
   readRules,
+  type CurrentLink,
   type IpArgs,
   type NetDeps,
   type RestoreDoc,
@@ -27,6 +28,7 @@ import {
   withoutChains,
   linksToCleanup,
   linksToSync,
+  migrateLegacy,
   NOTHING_OWNED,
   ownedAfter,
   ownedBefore,
@@ -125,9 +127,11 @@ export class Sidecar {
     const errors: SidecarError[] = [];
     // the file, and what this process added (the file may have been rewritten by another cleanup)
     let owned: Owned = this.#owned;
+    let file: Owned | undefined;
     try {
       const current = await this.#readLinks();
-      owned = reconcileOwned(await this.#readOwned(), this.#owned, current);
+      file = await this.#readOwned(current);
+      owned = reconcileOwned(file, this.#owned, current);
       const plan = planLinksCleanup(linksToCleanup(owned), current);
       for (const args of plan) {
         try {
@@ -145,7 +149,7 @@ export class Sidecar {
     try {
       // the config's chains (ours by name even when unrecorded) and every recorded one
       const chains = withChains(withChains(NOTHING_OWNED, chainsOf(this.#want.rules)), [
-        ...(await this.#readOwned()).chains,
+        ...(file ?? (await this.#readOwned(null))).chains,
         ...this.#owned.chains,
       ]).chains;
       if (chains.length > 0) await this.#removeChains(chains, removed);
@@ -167,7 +171,8 @@ export class Sidecar {
   async #syncLinks(changes: string[], errors: SidecarError[]): Promise<void> {
     const current = await this.#readLinks();
     // the file may say less than we know (a failed write, an outside --cleanup): make it agree
-    let owned = reconcileOwned(await this.#readOwned(), this.#owned, current);
+    // (and a version-1 file is written in the current format here)
+    let owned = reconcileOwned(await this.#readOwned(current), this.#owned, current);
     await this.#saveOwned(owned);
     const link = current.find((l) => l.name === this.#want.link);
     if (link !== undefined && !link.up && owned.link !== this.#want.link) {
@@ -244,8 +249,12 @@ export class Sidecar {
     }
   }
 
-  /** The state file's record; nothing when there is none (or it is torn or foreign). */
-  async #readOwned(): Promise<Owned> {
+  /**
+   * The state file's record; nothing when there is none (or it is torn or foreign). Version-1
+   * addresses are migrated against `current` (see migrateLegacy), or left out when it is null; the
+   * caller's next save writes the record in the current format.
+   */
+  async #readOwned(current: readonly CurrentLink[] | null): Promise<Owned> {
     let text: string;
     try {
       text = await readFile(this.#d.stateFile, 'utf8');
@@ -266,9 +275,25 @@ export class Sidecar {
       );
       return NOTHING_OWNED;
     }
-    const { owned, warnings } = parseOwned(raw);
+    const { owned, legacy, warnings } = parseOwned(raw);
     for (const w of warnings) this.#d.log.warn({ file: this.#d.stateFile }, w);
-    return owned;
+    if (current === null || legacy.length === 0) return owned;
+    const dev = this.#want.link;
+    const m = migrateLegacy(owned, legacy, dev, current);
+    for (const cidr of m.claimed) {
+      this.#d.log.info(
+        { file: this.#d.stateFile, dev, cidr },
+        'claimed an address an older state file lists without its device: it is on the interface',
+      );
+    }
+    for (const cidr of m.dropped) {
+      this.#d.log.warn(
+        { file: this.#d.stateFile, dev, cidr },
+        `${cidr} is recorded without its device (state written by an older version) and is not on ${dev}: ` +
+          'dropped from the record, not removed from any device',
+      );
+    }
+    return m.owned;
   }
 
   /**

@@ -396,6 +396,74 @@ describe(
       assert.equal(await snapshot(run), before);
     });
 
+    it('after an upgrade, claims the addresses an old state file lists on the interface, and --cleanup removes them', async () => {
+      const { run } = await newNetns();
+      const before = await snapshot(run);
+      // what the older version left: the address on `interface`, recorded without its device
+      await run.run([tools.ip, 'addr', 'add', '10.96.0.2/32', 'dev', 'lo']);
+      const state = path.join(dir, `${randomBytes(4).toString('hex')}.json`);
+      await writeFile(state, '{"link":null,"addresses":["10.96.0.2/32"]}\n');
+      const once = async (cleanupOnly: boolean) => {
+        await runSidecar({
+          config: config({ ip_address: '10.96.0.2', daemon: false, state_file: state }),
+          log: silentLogger(),
+          runner: run,
+          tools,
+          signal: new AbortController().signal,
+          ready: () => undefined,
+          status: () => undefined,
+          cleanupOnly,
+        });
+      };
+      await once(false);
+      assert.deepEqual(JSON.parse(await readFile(state, 'utf8')), {
+        version: 2,
+        link: null,
+        addresses: [{ dev: 'lo', cidr: '10.96.0.2/32' }],
+        chains: [],
+      });
+      await once(true);
+      assert.equal(await snapshot(run), before);
+    });
+
+    it('drops, with a warning, an address an old state file lists that is not on the interface, and removes it from no device', async () => {
+      const { ns, run } = await newNetns();
+      // the address is on another device (the older version's `interface` was hp-v0, say)
+      await run.run([tools.ip, 'link', 'add', 'hp-v0', 'type', 'veth', 'peer', 'name', 'hp-v1']);
+      await run.run([tools.ip, 'addr', 'add', '10.96.0.2/32', 'dev', 'hp-v0']);
+      const before = await snapshot(run);
+      const state = path.join(dir, `${randomBytes(4).toString('hex')}.json`);
+      await writeFile(state, '{"link":null,"addresses":["10.96.0.2/32"]}\n');
+      const { log, records } = createMemoryLogger();
+      await runSidecar({
+        config: config({ ip_address: '10.96.0.2', daemon: false, state_file: state }),
+        log,
+        runner: inNetns(createRunner({ log, allow: [tools.ip] }), ns),
+        tools,
+        signal: new AbortController().signal,
+        ready: () => undefined,
+        status: () => undefined,
+        cleanupOnly: true,
+      });
+      assert.deepEqual(mutating(records), []);
+      assert.equal(await snapshot(run), before);
+      assert.deepEqual(await addresses(run, 'hp-v0'), ['10.96.0.2/32']);
+      assert.ok(
+        records.some(
+          (r) =>
+            r['level'] === 'warn' &&
+            /10\.96\.0\.2\/32 is recorded without its device .* not on lo/.test(String(r['msg'])),
+        ),
+        JSON.stringify(records.filter((r) => r['level'] === 'warn')),
+      );
+      assert.deepEqual(JSON.parse(await readFile(state, 'utf8')), {
+        version: 2,
+        link: null,
+        addresses: [],
+        chains: [],
+      });
+    });
+
     it('serves metrics of syncs and repairs on the loopback listener', async () => {
       const { ns } = await newNetns();
       const loop = startLoop(

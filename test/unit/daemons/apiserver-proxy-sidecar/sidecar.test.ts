@@ -157,28 +157,55 @@ describe('Sidecar on the fake network', () => {
     assert.deepEqual(fake.links.get('lo')!.addresses, []);
   });
 
-  it('does not remove an address an old state file lists without its device, and says so', async () => {
+  it('claims an address an old state file lists without its device when it is on the interface, and cleanup removes it', async () => {
     const fake = new FakeNetRunner();
     fake.links.get('lo')!.addresses.push('10.96.0.2/32');
-    const state = path.join(dir, 'v1.json');
+    const state = path.join(dir, 'v1-present.json');
     await writeFile(state, '{"link":null,"addresses":["10.96.0.2/32"]}\n');
+    assert.deepEqual((await sidecar(fake, { interface: 'lo' }, state).sync()).changes, []);
+    assert.deepEqual(JSON.parse(await readFile(state, 'utf8')), {
+      version: 2,
+      link: null,
+      addresses: [{ dev: 'lo', cidr: '10.96.0.2/32' }],
+      chains: [],
+    });
+    assert.deepEqual(await sidecar(fake, { interface: 'lo' }, state).cleanup(), [
+      'ip addr del 10.96.0.2/32 dev lo',
+    ]);
+    assert.deepEqual(fake.links.get('lo')!.addresses, []);
+  });
+
+  it('drops an address an old state file lists without its device when it is not on the interface, says so, and touches no device', async () => {
+    const fake = new FakeNetRunner();
+    // where the older version put it before `interface` changed: not ours to guess
+    fake.links.set('br-x', { kind: 'bridge', up: true, addresses: ['10.96.0.2/32'] });
+    const state = path.join(dir, 'v1-absent.json');
+    await writeFile(state, '{"link":null,"addresses":["10.96.0.2/32"]}\n');
+    const before = fake.render();
     const { log, records } = createMemoryLogger();
-    const s = new Sidecar(desiredState({ ...BASE, interface: 'lo' }), {
+    const s = new Sidecar(desiredState({ ...BASE, interface: 'lo', ip_address: [] }), {
       net: { runner: fake, tools: fake.tools },
       log,
       metrics: createSidecarMetrics(),
       stateFile: state,
     });
     assert.deepEqual(await s.cleanup(), []);
-    assert.deepEqual(fake.links.get('lo')!.addresses, ['10.96.0.2/32']);
+    assert.equal(fake.render(), before);
+    assert.deepEqual(fake.mutations(), []);
     assert.ok(
       records.some(
         (r) =>
           r['level'] === 'warn' &&
-          /10\.96\.0\.2\/32 is recorded without its device/.test(String(r['msg'])),
+          /10\.96\.0\.2\/32 is recorded without its device .* not on lo/.test(String(r['msg'])),
       ),
       JSON.stringify(records),
     );
+    assert.deepEqual(JSON.parse(await readFile(state, 'utf8')), {
+      version: 2,
+      link: null,
+      addresses: [],
+      chains: [],
+    });
   });
 
   it('applies rules once and makes no mutating call when nothing drifted', async () => {
