@@ -10,7 +10,10 @@ import type {
   GetOutStreamResponseIn,
   JobExecutorHandlers,
   Limits,
+  ListAllExecutionsRequest,
 } from '../../shared/proto/jobexec.ts';
+import { loadJobExec } from '../../shared/proto/index.ts';
+import { decodePageToken, listPage, pageSize } from './list.ts';
 import { ReusedReadBuffers } from './output.ts';
 import {
   ExecutorError,
@@ -270,6 +273,16 @@ export interface ServiceDeps {
   maxStreams?: number;
   /** open GetOutStream calls of one owner; default DEFAULT_MAX_STREAMS_PER_OWNER. */
   maxStreamsPerOwner?: number;
+  /** bytes one execution adds to a ListAllExecutions answer; default: protobuf-encoded. */
+  executionBytes?: (e: ExecutionIn) => number;
+}
+
+/** Bytes `e` adds to a ListAllExecutions answer (its field tag and length included). */
+export function encodedExecutionBytes(): (e: ExecutionIn) => number {
+  const serialize = loadJobExec().hostplane.jobexec.v1.JobExecutor.service.ListAllExecutions
+    .responseSerialize as (res: { executions: ExecutionIn[] }) => Buffer;
+  // an answer of this one entry and no token is exactly the entry's share of a page
+  return (e) => serialize({ executions: [e] }).length;
 }
 
 /** The JobExecutor service plus `close()`, which ends every open output stream (drain). */
@@ -286,6 +299,7 @@ export function createJobExecutorService({
   log,
   maxStreams = DEFAULT_MAX_STREAMS,
   maxStreamsPerOwner = DEFAULT_MAX_STREAMS_PER_OWNER,
+  executionBytes = encodedExecutionBytes(),
 }: ServiceDeps): JobExecutorService {
   const streams = new Set<AbortController>();
   const streamsOf = new Map<string, number>();
@@ -387,15 +401,17 @@ export function createJobExecutorService({
     GetExecution: unary('GetExecution', (req: { id: string }, owner) =>
       Promise.resolve({ execution: executionToWire(owned(req.id, owner).info()) }),
     ),
-    ListAllExecutions: unary('ListAllExecutions', (_req: unknown, owner) =>
-      Promise.resolve({
-        executions: executor
-          .list(owner)
-          .filter((i) => i.owner === owner)
-          .sort((a, b) => a.startedAt.getTime() - b.startedAt.getTime())
-          .map(executionToWire),
-      }),
-    ),
+    ListAllExecutions: unary('ListAllExecutions', (req: ListAllExecutionsRequest, owner) => {
+      const token = req.pageToken;
+      const after = token === '' ? null : decodePageToken(token);
+      if (after === null && token !== '') {
+        throw invalid(`page_token ${quoteShort(token)} was not handed out by this server`);
+      }
+      const infos = executor.list(owner).filter((i) => i.owner === owner);
+      return Promise.resolve(
+        listPage(infos, after, pageSize(req.pageSize), executionToWire, executionBytes),
+      );
+    }),
     GetOutStream: (call) => {
       void streamOutput(call);
     },

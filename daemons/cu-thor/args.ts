@@ -65,7 +65,8 @@ Prints the id of the new execution.
 `,
   list: `Usage: cu-thor list [--json]
 
-Shows the executions this client (its certificate's CN) started.
+Shows every execution this client (its certificate's CN) started, oldest first. The server
+answers in pages (at most 100 executions or 1 MiB each); all of them are fetched.
 `,
   stop: `Usage: cu-thor stop --id ID [--json]
 

@@ -12,6 +12,7 @@ import type {
   GetExecutionResponse,
   GetOutStreamResponse,
   JobExecutorClient,
+  ListAllExecutionsRequestIn,
   ListAllExecutionsResponse,
   StopExecutionResponse,
 } from '../../shared/proto/jobexec.ts';
@@ -89,7 +90,13 @@ export interface JobClient {
   execute(req: ExecuteCommandRequestIn, signal?: AbortSignal): Promise<Execution>;
   stop(id: string, signal?: AbortSignal): Promise<Execution>;
   get(id: string, signal?: AbortSignal): Promise<Execution>;
+  /** every execution of the caller, oldest first: all pages of ListAllExecutions. */
   list(signal?: AbortSignal): Promise<Execution[]>;
+  /** one page of ListAllExecutions; `pageToken` is the previous page's nextPageToken. */
+  listPage(
+    req: ListAllExecutionsRequestIn,
+    signal?: AbortSignal,
+  ): Promise<ListAllExecutionsResponse>;
   /** the output stream; aborting `signal` cancels the call. */
   output(id: string, signal?: AbortSignal): AsyncIterable<GetOutStreamResponse>;
   close(): void;
@@ -134,6 +141,11 @@ export function createJobClient(
       ...options,
     },
   );
+  const listPage = (
+    req: ListAllExecutionsRequestIn,
+    signal?: AbortSignal,
+  ): Promise<ListAllExecutionsResponse> =>
+    unary<ListAllExecutionsResponse>((cb) => client.listAllExecutions(req, cb), signal);
   return {
     execute: async (req, signal) =>
       need(
@@ -150,9 +162,23 @@ export function createJobClient(
         (await unary<GetExecutionResponse>((cb) => client.getExecution({ id }, cb), signal))
           .execution,
       ),
-    list: async (signal) =>
-      (await unary<ListAllExecutionsResponse>((cb) => client.listAllExecutions({}, cb), signal))
-        .executions,
+    listPage,
+    list: async (signal) => {
+      const all: Execution[] = [];
+      const seen = new Set<string>();
+      let pageToken = '';
+      do {
+        const page = await listPage({ pageToken }, signal);
+        all.push(...page.executions);
+        pageToken = page.nextPageToken;
+        // a server handing out the same token twice would page forever
+        if (seen.has(pageToken)) {
+          throw new Error(`listing executions: the server repeated page token ${pageToken}`);
+        }
+        seen.add(pageToken);
+      } while (pageToken !== '');
+      return all;
+    },
     output: (id, signal) => {
       const call = client.getOutStream({ id });
       if (signal !== undefined) {

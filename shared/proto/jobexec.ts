@@ -14,6 +14,8 @@ export type { StopExecutionResponse__Output as StopExecutionResponse } from './g
 export type { StopExecutionResponse as StopExecutionResponseIn } from './generated/hostplane/jobexec/v1/StopExecutionResponse.ts';
 export type { GetExecutionResponse__Output as GetExecutionResponse } from './generated/hostplane/jobexec/v1/GetExecutionResponse.ts';
 export type { GetExecutionResponse as GetExecutionResponseIn } from './generated/hostplane/jobexec/v1/GetExecutionResponse.ts';
+export type { ListAllExecutionsRequest__Output as ListAllExecutionsRequest } from './generated/hostplane/jobexec/v1/ListAllExecutionsRequest.ts';
+export type { ListAllExecutionsRequest as ListAllExecutionsRequestIn } from './generated/hostplane/jobexec/v1/ListAllExecutionsRequest.ts';
 export type { ListAllExecutionsResponse__Output as ListAllExecutionsResponse } from './generated/hostplane/jobexec/v1/ListAllExecutionsResponse.ts';
 export type { ListAllExecutionsResponse as ListAllExecutionsResponseIn } from './generated/hostplane/jobexec/v1/ListAllExecutionsResponse.ts';
 export type { GetOutStreamResponse__Output as GetOutStreamResponse } from './generated/hostplane/jobexec/v1/GetOutStreamResponse.ts';

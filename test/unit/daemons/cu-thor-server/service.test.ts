@@ -428,3 +428,101 @@ describe('JobExecutor gRPC service stream caps', () => {
     }
   });
 });
+
+describe('JobExecutor gRPC service ListAllExecutions pages', () => {
+  const executor = new FakeExecutor();
+  executor.maxConcurrent = 1000;
+  const { log } = createMemoryLogger();
+  let server: grpc.Server;
+  let c1: JobExecutorClient;
+  let c2: JobExecutorClient;
+  // ids in the list's order: by start time, then id
+  let ids: string[] = [];
+  const COUNT = 150;
+
+  type Page = { executions: { id: string; args: string[] }[]; nextPageToken: string };
+  const list = (c: JobExecutorClient, req: { pageSize?: number; pageToken?: string }) =>
+    call<Page>((cb) => c.listAllExecutions(req, cb));
+
+  before(async () => {
+    let address: string;
+    ({ server, address } = await serve(createJobExecutorService({ executor, log })));
+    c1 = client(address, 'client1');
+    c2 = client(address, 'client2');
+    // 36 of them carry 120 KiB of arguments: 4.3 MiB together, more than one message may hold
+    const big = 'z'.repeat(120 * 1024);
+    const keys: { ms: number; id: string }[] = [];
+    for (let i = 0; i < COUNT; i++) {
+      const res = await call<{ id: string }>((cb) =>
+        c1.executeCommand({ command: 'job', args: i % 4 === 0 && i < 144 ? [big] : [] }, cb),
+      );
+      keys.push({ ms: executor.jobs.get(res.id)!.info().startedAt.getTime(), id: res.id });
+      await call((cb) => c2.executeCommand({ command: 'other' }, cb));
+    }
+    ids = keys.sort((a, b) => a.ms - b.ms || (a.id < b.id ? -1 : 1)).map((k) => k.id);
+  });
+
+  after(() => {
+    c1.close();
+    c2.close();
+    server.forceShutdown();
+  });
+
+  async function all(pageSize?: number): Promise<Page[]> {
+    const pages: Page[] = [];
+    let pageToken = '';
+    do {
+      const p = await list(c1, { ...(pageSize === undefined ? {} : { pageSize }), pageToken });
+      pages.push(p);
+      pageToken = p.nextPageToken;
+    } while (pageToken !== '');
+    return pages;
+  }
+
+  it('following next_page_token yields every execution of the caller once, in order', async () => {
+    const pages = await all();
+    assert.deepEqual(
+      pages.flatMap((p) => p.executions.map((e) => e.id)),
+      ids,
+    );
+    assert.ok(pages.length > 1);
+  });
+
+  it('page_size cuts pages at that many entries; the last page has no token', async () => {
+    const small = await all(7);
+    assert.deepEqual(
+      small.map((p) => p.executions.length),
+      [...Array<number>(21).fill(7), 3],
+    );
+    assert.equal(small.at(-1)!.nextPageToken, '');
+    const exact = await list(c1, { pageSize: COUNT });
+    assert.ok(exact.executions.length <= COUNT);
+  });
+
+  it('a request without paging fields (an older client) gets a bounded first page and a token', async () => {
+    const p = await list(c1, {});
+    assert.ok(p.executions.length >= 1 && p.executions.length <= 100);
+    const argBytes = p.executions.reduce((n, e) => n + e.args.join('').length, 0);
+    assert.ok(argBytes <= 1024 * 1024, `${argBytes} bytes of arguments`);
+    assert.notEqual(p.nextPageToken, '');
+    assert.deepEqual(
+      p.executions.map((e) => e.id),
+      ids.slice(0, p.executions.length),
+    );
+  });
+
+  it('without big entries, a page without page_size holds 100 entries', async () => {
+    const p = await list(c2, {});
+    assert.equal(p.executions.length, 100);
+    assert.notEqual(p.nextPageToken, '');
+    const rest = await list(c2, { pageToken: p.nextPageToken, pageSize: 5000 });
+    assert.equal(rest.executions.length, COUNT - 100);
+    assert.equal(rest.nextPageToken, '');
+  });
+
+  it('a page token that the server did not hand out is INVALID_ARGUMENT', async () => {
+    for (const pageToken of ['bogus!', Buffer.from('v1:1:nope').toString('base64url'), 'AAAA']) {
+      await rejectsWith(list(c1, { pageToken }), grpc.status.INVALID_ARGUMENT, /page_token/);
+    }
+  });
+});

@@ -62,14 +62,22 @@ export interface JobExecutorClient extends grpc.Client {
   getOutStream(argument: _hostplane_jobexec_v1_GetOutStreamRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_hostplane_jobexec_v1_GetOutStreamResponse__Output>;
   
   /**
-   * Every execution the caller's CN owns, oldest first.
+   * The executions the caller's CN owns, oldest first (by started_at, then id), one page at a
+   * time: follow next_page_token until it is empty. A page holds at most page_size entries and
+   * stays well under 4 MiB encoded (at least one entry). A request without paging fields (an
+   * older client) gets the first page.
+   * INVALID_ARGUMENT: a page_token this server did not hand out.
    */
   ListAllExecutions(argument: _hostplane_jobexec_v1_ListAllExecutionsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_hostplane_jobexec_v1_ListAllExecutionsResponse__Output>): grpc.ClientUnaryCall;
   ListAllExecutions(argument: _hostplane_jobexec_v1_ListAllExecutionsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_hostplane_jobexec_v1_ListAllExecutionsResponse__Output>): grpc.ClientUnaryCall;
   ListAllExecutions(argument: _hostplane_jobexec_v1_ListAllExecutionsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_hostplane_jobexec_v1_ListAllExecutionsResponse__Output>): grpc.ClientUnaryCall;
   ListAllExecutions(argument: _hostplane_jobexec_v1_ListAllExecutionsRequest, callback: grpc.requestCallback<_hostplane_jobexec_v1_ListAllExecutionsResponse__Output>): grpc.ClientUnaryCall;
   /**
-   * Every execution the caller's CN owns, oldest first.
+   * The executions the caller's CN owns, oldest first (by started_at, then id), one page at a
+   * time: follow next_page_token until it is empty. A page holds at most page_size entries and
+   * stays well under 4 MiB encoded (at least one entry). A request without paging fields (an
+   * older client) gets the first page.
+   * INVALID_ARGUMENT: a page_token this server did not hand out.
    */
   listAllExecutions(argument: _hostplane_jobexec_v1_ListAllExecutionsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_hostplane_jobexec_v1_ListAllExecutionsResponse__Output>): grpc.ClientUnaryCall;
   listAllExecutions(argument: _hostplane_jobexec_v1_ListAllExecutionsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_hostplane_jobexec_v1_ListAllExecutionsResponse__Output>): grpc.ClientUnaryCall;
@@ -115,7 +123,11 @@ export interface JobExecutorHandlers extends grpc.UntypedServiceImplementation {
   GetOutStream: grpc.handleServerStreamingCall<_hostplane_jobexec_v1_GetOutStreamRequest__Output, _hostplane_jobexec_v1_GetOutStreamResponse>;
   
   /**
-   * Every execution the caller's CN owns, oldest first.
+   * The executions the caller's CN owns, oldest first (by started_at, then id), one page at a
+   * time: follow next_page_token until it is empty. A page holds at most page_size entries and
+   * stays well under 4 MiB encoded (at least one entry). A request without paging fields (an
+   * older client) gets the first page.
+   * INVALID_ARGUMENT: a page_token this server did not hand out.
    */
   ListAllExecutions: grpc.handleUnaryCall<_hostplane_jobexec_v1_ListAllExecutionsRequest__Output, _hostplane_jobexec_v1_ListAllExecutionsResponse>;
   

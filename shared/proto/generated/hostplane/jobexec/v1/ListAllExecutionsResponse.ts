@@ -4,8 +4,16 @@ import type { Execution as _hostplane_jobexec_v1_Execution, Execution__Output as
 
 export interface ListAllExecutionsResponse {
   'executions'?: (_hostplane_jobexec_v1_Execution)[];
+  /**
+   * where the next page starts; empty on the last page.
+   */
+  'nextPageToken'?: (string);
 }
 
 export interface ListAllExecutionsResponse__Output {
   'executions': (_hostplane_jobexec_v1_Execution__Output)[];
+  /**
+   * where the next page starts; empty on the last page.
+   */
+  'nextPageToken': (string);
 }
