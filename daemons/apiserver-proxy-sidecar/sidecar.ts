@@ -156,13 +156,17 @@ export class Sidecar {
     } catch (err) {
       errors.push(asSidecarError(err));
     }
-    try {
-      // what we owned and is gone already is no longer ours either
-      await this.#saveOwned(
-        errors.length === 0 ? NOTHING_OWNED : { ...owned, chains: this.#owned.chains },
-      );
-    } catch (err) {
-      errors.push(asSidecarError(err));
+    // without the file and the links read, this process knows too little to rewrite the record:
+    // it would drop what an earlier process added (kept for the next cleanup instead)
+    if (file !== undefined) {
+      try {
+        // what we owned and is gone already is no longer ours either
+        await this.#saveOwned(
+          errors.length === 0 ? NOTHING_OWNED : { ...owned, chains: this.#owned.chains },
+        );
+      } catch (err) {
+        errors.push(asSidecarError(err));
+      }
     }
     if (errors.length > 0) throw combine(errors);
     return removed;

@@ -243,6 +243,17 @@ describe('Sidecar on the fake network', () => {
     assert.deepEqual(fake.links.get('lo')!.addresses, ['fd00::2/64', '10.96.0.2/24']);
   });
 
+  it('keeps the state file as it was when a cleanup cannot read the links', async () => {
+    const fake = new FakeNetRunner();
+    const state = path.join(dir, 'unread-links.json');
+    await sidecar(fake, {}, state).sync();
+    const before = await readFile(state, 'utf8');
+    const blind = sidecar(fake, {}, state, { ...fake.tools, ip: '/nonexistent/ip' });
+    await assert.rejects(blind.cleanup(), /nonexistent\/ip/);
+    assert.equal(await readFile(state, 'utf8'), before, 'what it added is still on record');
+    assert.deepEqual(await sidecar(fake, {}, state).cleanup(), ['ip addr del 10.96.0.2/32 dev lo']);
+  });
+
   it('applies the other tables when one fails, and the sync still fails with the reason', async () => {
     const fake = new FakeNetRunner();
     // the fake refuses a binary it does not know: ip6tables-restore fails, nothing else does
