@@ -46,8 +46,9 @@ const DEFAULT_SIZE = { cols: 80, rows: 24 };
 export function createStreamingServer(deps: StreamingDeps): {
   server: http.Server;
   sessions: SessionSet;
-  /** ends every open console session: InternalError status `reason` to its client, its console
-   * killed; resolves once they have all ended */
+  /** ends every console session: an open one gets an InternalError status `reason` and its
+   * console is killed; one still starting has what its start produced killed; resolves once
+   * they have all ended */
   endConsoles(reason: string): Promise<void>;
 } {
   const log = deps.log.child({ component: 'streaming' });
@@ -63,6 +64,45 @@ export function createStreamingServer(deps: StreamingDeps): {
     } finally {
       bridges.delete(p);
     }
+  };
+  // sessions whose console is being opened, until it is bridged or ended
+  const starts = new Set<Promise<unknown>>();
+  /**
+   * Opens a console with `open` and bridges it to the client once its WebSocket is open. A console
+   * the session cannot use (the client left, the daemon is stopping) is killed and waited for
+   * before this settles; until then the start is tracked, so that a stop waits for it.
+   */
+  const run = async (
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    open: () => Promise<Console>,
+    slog: Logger,
+  ): Promise<void> => {
+    let bridged: Promise<void> | undefined;
+    const start = (async (): Promise<void> => {
+      const con = await open();
+      if (!stopping.signal.aborted && !socket.destroyed) {
+        const ws = await upgrade(req, socket, head);
+        if (ws !== undefined) {
+          // tracked in `bridges` before the start settles: a stop waiting for it sees the bridge
+          bridged = tracked(ws, con, slog);
+          return;
+        }
+      }
+      con.kill();
+      await con.done;
+      if (stopping.signal.aborted) {
+        throw new HttpError('ServiceUnavailable', String(stopping.signal.reason));
+      }
+    })();
+    starts.add(start);
+    try {
+      await start;
+    } finally {
+      starts.delete(start);
+    }
+    await bridged;
   };
   const busySerial = new Set<string>();
   const wss = new WebSocketServer({
@@ -124,30 +164,20 @@ export function createStreamingServer(deps: StreamingDeps): {
     const target: Target = machine.target;
     switch (target.type) {
       case 'sandbox': {
-        let con: Console;
-        try {
-          con = pending.tty
-            ? await openSandboxPty(deps.sandbox, target.command, DEFAULT_SIZE, slog)
-            : openSandboxPipes(deps.sandbox, target.command, slog);
-        } catch (err) {
-          throw new HttpError(
-            'InternalError',
-            `starting sandbox of ${machine.id}: ${(err as Error).message}`,
-            {
-              cause: err,
-            },
-          );
-        }
-        if (socket.destroyed) {
-          con.kill();
-          return;
-        }
-        const ws = await upgrade(req, socket, head);
-        if (ws === undefined) {
-          con.kill();
-          return;
-        }
-        await tracked(ws, con, slog);
+        const open = async (): Promise<Console> => {
+          try {
+            return pending.tty
+              ? await openSandboxPty(deps.sandbox, target.command, DEFAULT_SIZE, slog)
+              : openSandboxPipes(deps.sandbox, target.command, slog);
+          } catch (err) {
+            throw new HttpError(
+              'InternalError',
+              `starting sandbox of ${machine.id}: ${(err as Error).message}`,
+              { cause: err },
+            );
+          }
+        };
+        await run(req, socket, head, open, slog);
         return;
       }
       case 'serial': {
@@ -158,23 +188,17 @@ export function createStreamingServer(deps: StreamingDeps): {
           );
         }
         busySerial.add(target.socket);
-        try {
+        const open = async (): Promise<Console> => {
           let sock: net.Socket;
           try {
             sock = await connectSerial(target.socket);
           } catch (err) {
             throw new HttpError('BadGateway', (err as Error).message, { cause: err });
           }
-          if (socket.destroyed) {
-            sock.destroy();
-            return;
-          }
-          const ws = await upgrade(req, socket, head);
-          if (ws === undefined) {
-            sock.destroy();
-            return;
-          }
-          await tracked(ws, serialConsole(sock, target.socket, slog), slog);
+          return serialConsole(sock, target.socket, slog);
+        };
+        try {
+          await run(req, socket, head, open, slog);
         } finally {
           busySerial.delete(target.socket);
         }
@@ -208,6 +232,8 @@ export function createStreamingServer(deps: StreamingDeps): {
     sessions,
     async endConsoles(reason) {
       stopping.abort(reason);
+      // a start settling may hand its console to a bridge, never start another
+      while (starts.size > 0) await Promise.allSettled([...starts]);
       await Promise.allSettled([...bridges]);
     },
   };
