@@ -17,7 +17,7 @@ import {
   SessionSet,
 } from '../../shared/http/server.ts';
 import type { Logger } from '../../shared/log/index.ts';
-import { V5_PROTOCOL, type TokenStore } from '../../shared/stream/index.ts';
+import { encodeStatus, V5_PROTOCOL, type TokenStore } from '../../shared/stream/index.ts';
 import type { MachineConfig, Target } from './config.ts';
 import {
   bridge,
@@ -41,13 +41,15 @@ export interface StreamingDeps {
 
 const TOKEN_PATH = /^\/exec\/([^/]+)$/;
 const DEFAULT_SIZE = { cols: 80, rows: 24 };
+/** How long a stop waits for upstream sessions to take their status and close. */
+const UPSTREAM_STOP_MS = 1_000;
 
 /** The streaming HTTP server (not yet listening) and its open sessions. */
 export function createStreamingServer(deps: StreamingDeps): {
   server: http.Server;
   sessions: SessionSet;
-  /** ends every console session: an open one gets an InternalError status `reason` and its
-   * console is killed; one still starting has what its start produced killed; resolves once
+  /** ends every session: an open one gets an InternalError status `reason` and its console is
+   * killed (an upstream one, its upstream connection cut); one still starting has what its start produced killed; resolves once
    * they have all ended */
   endConsoles(reason: string): Promise<void>;
 } {
@@ -104,6 +106,8 @@ export function createStreamingServer(deps: StreamingDeps): {
     }
     await bridged;
   };
+  // upstream sessions, until their proxy is done
+  const proxied = new Set<Promise<unknown>>();
   const busySerial = new Set<string>();
   const wss = new WebSocketServer({
     noServer: true,
@@ -214,13 +218,28 @@ export function createStreamingServer(deps: StreamingDeps): {
           target.url,
         );
         url.searchParams.set('tty', String(pending.tty));
-        const outcome = await proxyUpgrade(
+        const proxy = proxyUpgrade(
           req,
           socket,
           head,
-          { url, ...(tls === undefined ? {} : { tls }), timeoutMs: target.timeout },
+          {
+            url,
+            ...(tls === undefined ? {} : { tls }),
+            timeoutMs: target.timeout,
+            stop: {
+              signal: stopping.signal,
+              message: (reason) => encodeStatus({ kind: 'error', message: String(reason) }),
+            },
+          },
           slog,
         );
+        proxied.add(proxy);
+        let outcome;
+        try {
+          outcome = await proxy;
+        } finally {
+          proxied.delete(proxy);
+        }
         slog.info({ outcome: outcome.kind }, 'upstream exec session ended');
         return;
       }
@@ -234,7 +253,18 @@ export function createStreamingServer(deps: StreamingDeps): {
       stopping.abort(reason);
       // a start settling may hand its console to a bridge, never start another
       while (starts.size > 0) await Promise.allSettled([...starts]);
-      await Promise.allSettled([...bridges]);
+      // an upstream session's status and close frame must leave before the sockets are destroyed
+      const upstreams = Promise.allSettled([...proxied]);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.all([
+        Promise.allSettled([...bridges]),
+        Promise.race([
+          upstreams,
+          new Promise((resolve) => (timer = setTimeout(resolve, UPSTREAM_STOP_MS))),
+        ]).finally(() => {
+          clearTimeout(timer);
+        }),
+      ]);
     },
   };
 }
