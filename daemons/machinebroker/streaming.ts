@@ -17,7 +17,7 @@ import {
   SessionSet,
 } from '../../shared/http/server.ts';
 import type { Logger } from '../../shared/log/index.ts';
-import { V5_PROTOCOL, type TokenStore } from '../../shared/stream/index.ts';
+import { encodeStatus, V5_PROTOCOL, type TokenStore } from '../../shared/stream/index.ts';
 import type { MachineConfig, Target } from './config.ts';
 import {
   bridge,
@@ -41,13 +41,16 @@ export interface StreamingDeps {
 
 const TOKEN_PATH = /^\/exec\/([^/]+)$/;
 const DEFAULT_SIZE = { cols: 80, rows: 24 };
+/** How long a stop waits for upstream sessions to take their status and close. */
+const UPSTREAM_STOP_MS = 1_000;
 
 /** The streaming HTTP server (not yet listening) and its open sessions. */
 export function createStreamingServer(deps: StreamingDeps): {
   server: http.Server;
   sessions: SessionSet;
-  /** ends every open console session: InternalError status `reason` to its client, its console
-   * killed; resolves once they have all ended */
+  /** ends every session: an open one gets an InternalError status `reason` and its console is
+   * killed (an upstream one, its upstream connection cut); one still starting has what its start produced killed; resolves once
+   * they have all ended */
   endConsoles(reason: string): Promise<void>;
 } {
   const log = deps.log.child({ component: 'streaming' });
@@ -64,6 +67,47 @@ export function createStreamingServer(deps: StreamingDeps): {
       bridges.delete(p);
     }
   };
+  // sessions whose console is being opened, until it is bridged or ended
+  const starts = new Set<Promise<unknown>>();
+  /**
+   * Opens a console with `open` and bridges it to the client once its WebSocket is open. A console
+   * the session cannot use (the client left, the daemon is stopping) is killed and waited for
+   * before this settles; until then the start is tracked, so that a stop waits for it.
+   */
+  const run = async (
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    open: () => Promise<Console>,
+    slog: Logger,
+  ): Promise<void> => {
+    let bridged: Promise<void> | undefined;
+    const start = (async (): Promise<void> => {
+      const con = await open();
+      if (!stopping.signal.aborted && !socket.destroyed) {
+        const ws = await upgrade(req, socket, head);
+        if (ws !== undefined) {
+          // tracked in `bridges` before the start settles: a stop waiting for it sees the bridge
+          bridged = tracked(ws, con, slog);
+          return;
+        }
+      }
+      con.kill();
+      await con.done;
+      if (stopping.signal.aborted) {
+        throw new HttpError('ServiceUnavailable', String(stopping.signal.reason));
+      }
+    })();
+    starts.add(start);
+    try {
+      await start;
+    } finally {
+      starts.delete(start);
+    }
+    await bridged;
+  };
+  // upstream sessions, until their proxy is done
+  const proxied = new Set<Promise<unknown>>();
   const busySerial = new Set<string>();
   const wss = new WebSocketServer({
     noServer: true,
@@ -124,30 +168,20 @@ export function createStreamingServer(deps: StreamingDeps): {
     const target: Target = machine.target;
     switch (target.type) {
       case 'sandbox': {
-        let con: Console;
-        try {
-          con = pending.tty
-            ? await openSandboxPty(deps.sandbox, target.command, DEFAULT_SIZE, slog)
-            : openSandboxPipes(deps.sandbox, target.command, slog);
-        } catch (err) {
-          throw new HttpError(
-            'InternalError',
-            `starting sandbox of ${machine.id}: ${(err as Error).message}`,
-            {
-              cause: err,
-            },
-          );
-        }
-        if (socket.destroyed) {
-          con.kill();
-          return;
-        }
-        const ws = await upgrade(req, socket, head);
-        if (ws === undefined) {
-          con.kill();
-          return;
-        }
-        await tracked(ws, con, slog);
+        const open = async (): Promise<Console> => {
+          try {
+            return pending.tty
+              ? await openSandboxPty(deps.sandbox, target.command, DEFAULT_SIZE, slog)
+              : openSandboxPipes(deps.sandbox, target.command, slog);
+          } catch (err) {
+            throw new HttpError(
+              'InternalError',
+              `starting sandbox of ${machine.id}: ${(err as Error).message}`,
+              { cause: err },
+            );
+          }
+        };
+        await run(req, socket, head, open, slog);
         return;
       }
       case 'serial': {
@@ -158,23 +192,17 @@ export function createStreamingServer(deps: StreamingDeps): {
           );
         }
         busySerial.add(target.socket);
-        try {
+        const open = async (): Promise<Console> => {
           let sock: net.Socket;
           try {
             sock = await connectSerial(target.socket);
           } catch (err) {
             throw new HttpError('BadGateway', (err as Error).message, { cause: err });
           }
-          if (socket.destroyed) {
-            sock.destroy();
-            return;
-          }
-          const ws = await upgrade(req, socket, head);
-          if (ws === undefined) {
-            sock.destroy();
-            return;
-          }
-          await tracked(ws, serialConsole(sock, target.socket, slog), slog);
+          return serialConsole(sock, target.socket, slog);
+        };
+        try {
+          await run(req, socket, head, open, slog);
         } finally {
           busySerial.delete(target.socket);
         }
@@ -190,13 +218,28 @@ export function createStreamingServer(deps: StreamingDeps): {
           target.url,
         );
         url.searchParams.set('tty', String(pending.tty));
-        const outcome = await proxyUpgrade(
+        const proxy = proxyUpgrade(
           req,
           socket,
           head,
-          { url, ...(tls === undefined ? {} : { tls }), timeoutMs: target.timeout },
+          {
+            url,
+            ...(tls === undefined ? {} : { tls }),
+            timeoutMs: target.timeout,
+            stop: {
+              signal: stopping.signal,
+              message: (reason) => encodeStatus({ kind: 'error', message: String(reason) }),
+            },
+          },
           slog,
         );
+        proxied.add(proxy);
+        let outcome;
+        try {
+          outcome = await proxy;
+        } finally {
+          proxied.delete(proxy);
+        }
         slog.info({ outcome: outcome.kind }, 'upstream exec session ended');
         return;
       }
@@ -208,7 +251,20 @@ export function createStreamingServer(deps: StreamingDeps): {
     sessions,
     async endConsoles(reason) {
       stopping.abort(reason);
-      await Promise.allSettled([...bridges]);
+      // a start settling may hand its console to a bridge, never start another
+      while (starts.size > 0) await Promise.allSettled([...starts]);
+      // an upstream session's status and close frame must leave before the sockets are destroyed
+      const upstreams = Promise.allSettled([...proxied]);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.all([
+        Promise.allSettled([...bridges]),
+        Promise.race([
+          upstreams,
+          new Promise((resolve) => (timer = setTimeout(resolve, UPSTREAM_STOP_MS))),
+        ]).finally(() => {
+          clearTimeout(timer);
+        }),
+      ]);
     },
   };
 }

@@ -25,6 +25,13 @@ export interface Upstream {
   timeoutMs?: number;
   /** once one side closed, cut the other when its pending output drains nothing for this long. */
   drainIdleMs?: number;
+  /**
+   * The hop's owner is stopping: once `signal` aborts, a spliced session ends with a binary
+   * message of `message(reason)` and a 1001 close to the client, then the upstream connection is
+   * cut. The hop watches the upstream's frame boundaries for this (headers only); when the client
+   * has part of a frame or of a fragmented message, nothing can be added and both sides are cut.
+   */
+  stop?: { signal: AbortSignal; message: (reason: unknown) => Buffer };
 }
 
 /** How a proxied session went. */
@@ -221,6 +228,9 @@ export function proxyUpgrade(
         lines.push(`${res.rawHeaders[i]!}: ${res.rawHeaders[i + 1]!}`);
       }
       client.write(lines.join('\r\n') + '\r\n\r\n');
+      const frames = up.stop === undefined ? undefined : new FrameTracker();
+      if (frames !== undefined) reads.track(frames);
+      frames?.feed(upHead, 0, upHead.length);
       if (upHead.length > 0) client.write(upHead);
       if (head.length > 0) upstream.write(head);
       for (const c of early) upstream.write(c);
@@ -232,6 +242,7 @@ export function proxyUpgrade(
         (bytesUp, bytesDown) => {
           finish({ kind: 'upgraded', bytesUp, bytesDown });
         },
+        up.stop === undefined || frames === undefined ? undefined : { ...up.stop, frames },
       );
       // paused by keepEarly when the client sent much before the 101
       if (client.isPaused()) client.resume();
@@ -289,6 +300,7 @@ export class UpstreamReads {
   private count: (n: number) => void = () => {};
   private flushQueued = false;
   private socket: net.Socket | undefined;
+  private frames: FrameTracker | undefined;
 
   constructor(size: number) {
     this.size = size;
@@ -308,6 +320,11 @@ export class UpstreamReads {
     return socket;
   }
 
+  /** Has every byte forwarded from now on go through `frames` too. */
+  track(frames: FrameTracker): void {
+    this.frames = frames;
+  }
+
   /**
    * Sends the upstream's reads to `to` from now on, holding at most SPLICE_HIGH_WATER in `to`'s
    * write buffer before pausing the upstream; ends `to` after the last batch at the upstream's
@@ -321,6 +338,7 @@ export class UpstreamReads {
     // whatever the HTTP client left in the stream goes first
     for (let c = from.read() as Buffer | null; c !== null; c = from.read() as Buffer | null) {
       count(c.length);
+      this.frames?.feed(c, 0, c.length);
       to.write(c);
     }
     to.on('drain', () => {
@@ -342,6 +360,7 @@ export class UpstreamReads {
       return from?.push(Buffer.from(this.batch.buf.subarray(this.used, this.used + n))) ?? true;
     }
     this.count(n);
+    this.frames?.feed(this.batch.buf, this.used, n);
     this.used += n;
     if (this.size - this.used < this.minRoom) {
       this.flush();
@@ -361,7 +380,7 @@ export class UpstreamReads {
    * upstream once the client holds SPLICE_HIGH_WATER (pause() rather than a false return from
    * the read callback: 'drain' resumes only a paused stream).
    */
-  private flush(): void {
+  flush(): void {
     const to = this.to;
     if (to === undefined || this.used === this.start) return;
     if (to.destroyed || to.writableEnded) {
@@ -456,6 +475,7 @@ function splice(
   reads: UpstreamReads,
   drainIdleMs: number,
   done: (up: number, down: number) => void,
+  stop?: { signal: AbortSignal; message: (reason: unknown) => Buffer; frames: FrameTracker },
 ): void {
   for (const s of [client, upstream]) {
     (s as Partial<Socket>).setNoDelay?.(true);
@@ -466,9 +486,30 @@ function splice(
   forward(client, upstream, (n) => (up += n));
   reads.sendTo(client, (n) => (down += n));
   let closed = 0;
+  const onStop = (): void => {
+    if (closed > 0 || stop === undefined) return; // the session is ending by itself
+    reads.flush(); // what was read goes first: the frame state is that of its end
+    if (stop.frames.closing) {
+      // the upstream's own close frame is on its way: the session ends as it would have
+    } else if (stop.frames.between) {
+      client.write(
+        Buffer.concat([
+          serverFrame(0x2, stop.message(stop.signal.reason)),
+          serverFrame(0x8, closePayload(1001)),
+        ]),
+      );
+    } else {
+      client.destroy();
+    }
+    // the upstream's close ends the client once its pending writes are out
+    upstream.destroy();
+  };
+  if (stop?.signal.aborted === true) setImmediate(onStop);
+  else stop?.signal.addEventListener('abort', onStop, { once: true });
   const onClose = (other: Duplex) => (): void => {
     closed += 1;
     if (closed === 2) {
+      stop?.signal.removeEventListener('abort', onStop);
       done(up, down);
       return;
     }
@@ -516,4 +557,76 @@ function endAfterDrain(s: Duplex, idleMs: number): void {
   };
   if (s.writableFinished) grace();
   else s.once('finish', grace);
+}
+
+/**
+ * Follows the frames a WebSocket server sends (RFC 6455 §5.2), headers only: whether the bytes fed
+ * so far end between messages, so that the hop may add one of its own.
+ */
+export class FrameTracker {
+  // header bytes of the frame being read (at most 14), then payload bytes still to come
+  private readonly header = Buffer.alloc(14);
+  private headerLength = 0;
+  private payloadLeft = 0;
+  // a fragmented data message is open (its last frame had FIN clear)
+  private fragmented = false;
+  /** a close frame has started */
+  closing = false;
+
+  /** the bytes fed end at a message boundary, no close frame among them */
+  get between(): boolean {
+    return this.headerLength === 0 && this.payloadLeft === 0 && !this.fragmented && !this.closing;
+  }
+
+  feed(buf: Buffer, offset: number, length: number): void {
+    let i = offset;
+    const end = offset + length;
+    while (i < end) {
+      if (this.payloadLeft > 0) {
+        const n = Math.min(this.payloadLeft, end - i);
+        this.payloadLeft -= n;
+        i += n;
+        continue;
+      }
+      this.header[this.headerLength++] = buf[i++]!;
+      if (this.headerLength < 2) continue;
+      const len7 = this.header[1]! & 0x7f;
+      const need = 2 + (len7 === 126 ? 2 : len7 === 127 ? 8 : 0) + (this.header[1]! & 0x80 ? 4 : 0);
+      if (this.headerLength < need) continue;
+      const opcode = this.header[0]! & 0x0f;
+      const fin = (this.header[0]! & 0x80) !== 0;
+      if (opcode === 0x8) this.closing = true;
+      // control frames (opcode ≥ 8) may come between the fragments of a data message
+      if (opcode < 0x8) this.fragmented = !fin;
+      this.payloadLeft =
+        len7 === 126
+          ? this.header.readUInt16BE(2)
+          : len7 === 127
+            ? Number(this.header.readBigUInt64BE(2))
+            : len7;
+      this.headerLength = 0;
+    }
+  }
+}
+
+/** One unmasked, final WebSocket frame (server to client) with `opcode` and `payload`. */
+export function serverFrame(opcode: number, payload: Buffer): Buffer {
+  const n = payload.length;
+  const head = Buffer.alloc(n < 126 ? 2 : n < 0x10000 ? 4 : 10);
+  head[0] = 0x80 | opcode;
+  if (n < 126) head[1] = n;
+  else if (n < 0x10000) {
+    head[1] = 126;
+    head.writeUInt16BE(n, 2);
+  } else {
+    head[1] = 127;
+    head.writeBigUInt64BE(BigInt(n), 2);
+  }
+  return Buffer.concat([head, payload]);
+}
+
+function closePayload(code: number): Buffer {
+  const b = Buffer.alloc(2);
+  b.writeUInt16BE(code);
+  return b;
 }

@@ -1,6 +1,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import http from 'node:http';
@@ -372,6 +372,45 @@ describe('machinebroker', () => {
 });
 
 describe('machinebroker stopping', () => {
+  it('waits for a session still starting when it stops, and leaves no process of it behind', async () => {
+    const dir = await tempDir('broker-start');
+    const marker = `start-marker-${process.pid}`;
+    const deps = await sandboxDeps();
+    // an unshare that takes a second to get going: the session's PTY sandbox is still starting
+    // (its init not yet found) when the broker is told to stop
+    const slowUnshare = path.join(dir, 'slow-unshare');
+    await writeFile(
+      slowUnshare,
+      `#!/usr/bin/perl\nselect(undef, undef, undef, 1);\nexec { ${JSON.stringify(deps.unshare)} } ${JSON.stringify(deps.unshare)}, @ARGV;\n`,
+    );
+    await chmod(slowUnshare, 0o755);
+    const broker = await startBroker(
+      brokerConfig(
+        dir,
+        `[[machines]]\nid = "s"\nnamespace = "default"\nname = "s"\n` +
+          `target = { type = "sandbox", command = ["/bin/sh", "-c", "exec sleep 1000", ${JSON.stringify(marker)}] }\n`,
+      ),
+      { log: silentLogger(), sandbox: { ...deps, unshare: slowUnshare } },
+    );
+    const client = createRuntimeClient(broker.socketPath);
+    try {
+      const session = connectExec(await client.exec('s', true), { onOutput: () => undefined });
+      session.catch(() => undefined);
+      await eventually(async () => (await pidsWith(marker)).length > 0, 10_000, 'the slow unshare');
+      // what exists of the session the moment close() resolves
+      const left = await broker.close(0).then(() => pidsWith(marker));
+      assert.deepEqual(left, []);
+      await assert.rejects(
+        session,
+        (err: unknown) => err instanceof ExecRefusedError && err.status === 503,
+      );
+    } finally {
+      client.close();
+      for (const pid of await pidsWith(marker)) process.kill(pid, 'SIGKILL');
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('ends open pipes sessions on SIGTERM with a status and leaves no process of theirs behind', async () => {
     await sandboxDeps(); // builds the checkout's nsinit the daemon uses
     const dir = await tempDir('broker-stop');

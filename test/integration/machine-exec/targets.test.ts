@@ -126,3 +126,36 @@ describe('upstream target', () => {
     );
   });
 });
+
+describe('upstream target, broker stopping', () => {
+  let remote: Chain;
+  let front: Chain;
+
+  before(async () => {
+    remote = await startChain([{ name: 'm1', target: '{ type = "sandbox" }' }]);
+    const c = remote.credsDir;
+    front = await startChain([
+      {
+        name: 'far',
+        target:
+          `{ type = "upstream", url = ${JSON.stringify(remote.gatewayUrl)}, name = "m1", ` +
+          `ca_file = ${JSON.stringify(path.join(c, 'ca.crt'))}, cert_file = ${JSON.stringify(path.join(c, 'client.crt'))}, ` +
+          `key_file = ${JSON.stringify(path.join(c, 'client.key'))} }`,
+      },
+    ]);
+  });
+
+  after(async () => {
+    await front.close();
+    await remote.close();
+  });
+
+  it('ends an open upstream session with the stopping status when the broker stops', async () => {
+    const s = await openCollected(front.gatewayUrl + EXEC('far'), { tls: front.alice });
+    s.session.write('echo ready\n');
+    await s.waitFor('ready');
+    await front.broker.close(0);
+    assert.deepEqual(await s.status, { kind: 'error', message: 'the runtime is stopping' });
+    assert.equal(s.stdout(), 'ready\n');
+  });
+});
