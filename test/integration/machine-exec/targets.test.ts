@@ -78,28 +78,25 @@ describe('serial console target', () => {
   });
 });
 
+/** An `upstream` target to `remote`'s gateway with its user's credentials; `name` there, if given. */
+function upstreamTarget(remote: Chain, name?: string): string {
+  const file = (f: string): string => JSON.stringify(path.join(remote.credsDir, f));
+  return (
+    `{ type = "upstream", url = ${JSON.stringify(remote.gatewayUrl)}, ` +
+    (name === undefined ? '' : `name = "${name}", `) +
+    `ca_file = ${file('ca.crt')}, cert_file = ${file('client.crt')}, key_file = ${file('client.key')} }`
+  );
+}
+
 describe('upstream target', () => {
   let remote: Chain;
   let front: Chain;
 
   before(async () => {
     remote = await startChain([{ name: 'm1', target: '{ type = "sandbox" }' }]);
-    const c = remote.credsDir;
     front = await startChain([
-      {
-        name: 'far',
-        target:
-          `{ type = "upstream", url = ${JSON.stringify(remote.gatewayUrl)}, name = "m1", ` +
-          `ca_file = ${JSON.stringify(path.join(c, 'ca.crt'))}, cert_file = ${JSON.stringify(path.join(c, 'client.crt'))}, ` +
-          `key_file = ${JSON.stringify(path.join(c, 'client.key'))} }`,
-      },
-      {
-        name: 'gone',
-        target:
-          `{ type = "upstream", url = ${JSON.stringify(remote.gatewayUrl)}, ` +
-          `ca_file = ${JSON.stringify(path.join(c, 'ca.crt'))}, cert_file = ${JSON.stringify(path.join(c, 'client.crt'))}, ` +
-          `key_file = ${JSON.stringify(path.join(c, 'client.key'))} }`,
-      },
+      { name: 'far', target: upstreamTarget(remote, 'm1') },
+      { name: 'gone', target: upstreamTarget(remote) },
     ]);
   });
 
@@ -133,16 +130,7 @@ describe('upstream target, broker stopping', () => {
 
   before(async () => {
     remote = await startChain([{ name: 'm1', target: '{ type = "sandbox" }' }]);
-    const c = remote.credsDir;
-    front = await startChain([
-      {
-        name: 'far',
-        target:
-          `{ type = "upstream", url = ${JSON.stringify(remote.gatewayUrl)}, name = "m1", ` +
-          `ca_file = ${JSON.stringify(path.join(c, 'ca.crt'))}, cert_file = ${JSON.stringify(path.join(c, 'client.crt'))}, ` +
-          `key_file = ${JSON.stringify(path.join(c, 'client.key'))} }`,
-      },
-    ]);
+    front = await startChain([{ name: 'far', target: upstreamTarget(remote, 'm1') }]);
   });
 
   after(async () => {

@@ -72,49 +72,39 @@ describe('the page-cache addon', { skip }, () => {
     });
   });
 
-  it('keeps a job output writer to its window of cached pages', async () => {
-    const file = path.join(dir, 'output');
-    const w = OutputWriter.create(file, {
-      maxBytes: 1024 * MiB,
-      log: silentLogger(),
-      pageCache: pc,
-    });
+  /** MiB of `name` still cached after an OutputWriter with `pageCache` wrote 128 MiB to it. */
+  async function cachedAfterWriting(name: string, pageCache: PageCache): Promise<number> {
+    const file = path.join(dir, name);
+    const w = OutputWriter.create(file, { maxBytes: 1024 * MiB, log: silentLogger(), pageCache });
     for (let i = 0; i < 128; i++) {
       w.append('stdout', Buffer.alloc(MiB, i & 0xff));
       await new Promise((r) => setImmediate(r));
     }
     await w.end();
-    const cached = await resident(file);
+    return (await resident(file)) / MiB;
+  }
+
+  it('keeps a job output writer to its window of cached pages', async () => {
+    const cached = await cachedAfterWriting('output', pc);
     assert.ok(
-      cached <= (32 + 16 + 1) * MiB,
-      `at most the kept 32 MiB plus one step of 16 MiB stay cached, not ${cached / MiB} MiB`,
+      cached <= 32 + 16 + 1,
+      `at most the kept 32 MiB plus one step of 16 MiB stay cached, not ${cached} MiB`,
     );
   });
 
   it('keeps the window when writeback is slow: what was written during a drop is dropped after it', async () => {
-    const file = path.join(dir, 'output-slow');
     // a disk slow to write back: each drop takes 200 ms, while the writer goes on
-    const slow = {
+    const slow: PageCache = {
       path: pc.path,
-      dropBehind: async (fd: number, offset: number, length: number) => {
+      dropBehind: async (fd, offset, length) => {
         await new Promise((r) => setTimeout(r, 200));
         await pc.dropBehind(fd, offset, length);
       },
     };
-    const w = OutputWriter.create(file, {
-      maxBytes: 1024 * MiB,
-      log: silentLogger(),
-      pageCache: slow,
-    });
-    for (let i = 0; i < 128; i++) {
-      w.append('stdout', Buffer.alloc(MiB, i & 0xff));
-      await new Promise((r) => setImmediate(r));
-    }
-    await w.end();
-    const cached = await resident(file);
+    const cached = await cachedAfterWriting('output-slow', slow);
     assert.ok(
-      cached <= (32 + 16 + 1) * MiB,
-      `at most the kept 32 MiB plus one step of 16 MiB stay cached, not ${cached / MiB} MiB`,
+      cached <= 32 + 16 + 1,
+      `at most the kept 32 MiB plus one step of 16 MiB stay cached, not ${cached} MiB`,
     );
   });
 
