@@ -45,19 +45,19 @@ export interface SessionView {
 
 /** Bytes kept for re-attach: the last `max`, in chunks. */
 class Scrollback {
-  readonly #max: number;
+  readonly max: number;
   #chunks: Buffer[] = [];
   #size = 0;
   constructor(max: number) {
-    this.#max = max;
+    this.max = max;
   }
   push(b: Buffer): void {
-    if (this.#max === 0) return;
+    if (this.max === 0) return;
     this.#chunks.push(b);
     this.#size += b.length;
-    while (this.#size > this.#max && this.#chunks.length > 0) {
+    while (this.#size > this.max && this.#chunks.length > 0) {
       const first = this.#chunks[0]!;
-      const over = this.#size - this.#max;
+      const over = this.#size - this.max;
       if (first.length <= over) {
         this.#chunks.shift();
         this.#size -= first.length;
@@ -93,7 +93,6 @@ export class Session {
   /** settles once the console started (or failed to) */
   ready: Promise<void> = Promise.resolve();
   readonly #scrollback: Scrollback;
-  readonly #scrollbackMax: number;
   readonly #attachments = new Set<Attachment>();
   #paused = false;
   #ended = false;
@@ -104,7 +103,6 @@ export class Session {
     this.createdAt = now;
     this.lastHeartbeat = now;
     this.#scrollback = new Scrollback(scrollback);
-    this.#scrollbackMax = scrollback;
   }
 
   get attachments(): number {
@@ -177,7 +175,7 @@ export class Session {
    * WRITER_LAG for a writer. Its output is skipped from then on; the rest go on.
    */
   #checkLag(a: Attachment): void {
-    const cap = this.#scrollbackMax + (a.readOnly ? READER_LAG : WRITER_LAG);
+    const cap = this.#scrollback.max + (a.readOnly ? READER_LAG : WRITER_LAG);
     const lag = a.buffered();
     if (lag <= cap) return;
     this.#attachments.delete(a);
@@ -291,6 +289,12 @@ export class SessionManager {
     );
   }
 
+  /** Retry-After, in seconds: when the least recently heard of `sessions` expires (at least 1). */
+  #untilOneExpires(sessions: readonly Session[]): string {
+    const oldest = Math.min(...sessions.map((x) => x.lastHeartbeat));
+    return String(Math.max(1, Math.ceil((oldest + this.#o.ttlMs - this.#o.clock()) / 1000)));
+  }
+
   /**
    * The live session of `id` on `targetName`, or a new one (starting in the background).
    * 404 for an unknown target or one `id` may not use (no hint that it exists), 429 over the
@@ -306,31 +310,25 @@ export class SessionManager {
     if (target === undefined || !mayUseTarget(target, id)) {
       throw new HttpError('NotFound', `creating terminal: no target ${JSON.stringify(targetName)}`);
     }
-    const mine = [...this.#sessions.values()].filter(
-      (s) => s.creator.user === id.user && s.state !== 'ended',
-    );
+    const live = [...this.#sessions.values()].filter((x) => x.state !== 'ended');
+    const mine = live.filter((s) => s.creator.user === id.user);
     const existing = mine.find((s) => s.target.name === targetName);
     if (existing !== undefined) {
       existing.lastHeartbeat = this.#o.clock();
       return { session: existing, reused: true };
     }
     if (mine.length >= this.#o.maxPerUser) {
-      const oldest = Math.min(...mine.map((s) => s.lastHeartbeat));
-      const retry = Math.max(1, Math.ceil((oldest + this.#o.ttlMs - this.#o.clock()) / 1000));
       throw new HttpError(
         'TooManyRequests',
         `creating terminal: ${id.user} has ${mine.length} sessions, the maximum`,
-        { headers: { 'retry-after': String(retry) } },
+        { headers: { 'retry-after': this.#untilOneExpires(mine) } },
       );
     }
-    const live = [...this.#sessions.values()].filter((x) => x.state !== 'ended');
     if (live.length >= this.#o.maxTotal) {
-      const oldest = Math.min(...live.map((x) => x.lastHeartbeat));
-      const retry = Math.max(1, Math.ceil((oldest + this.#o.ttlMs - this.#o.clock()) / 1000));
       throw new HttpError(
         'ServiceUnavailable',
         `creating terminal: the server has ${live.length} sessions, its maximum ([sessions] max_total)`,
-        { headers: { 'retry-after': String(retry) } },
+        { headers: { 'retry-after': this.#untilOneExpires(live) } },
       );
     }
     const s = new Session(id, target, this.#o.clock(), this.#o.scrollback);
