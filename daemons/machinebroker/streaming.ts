@@ -56,17 +56,16 @@ export function createStreamingServer(deps: StreamingDeps): {
   const log = deps.log.child({ component: 'streaming' });
   const sessions = new SessionSet();
   const stopping = new AbortController();
-  const bridges = new Set<Promise<unknown>>();
-  /** bridge() with the server's stop signal, tracked until it ends */
-  const tracked = async (ws: WebSocket, con: Console, slog: Logger): Promise<void> => {
-    const p = bridge(ws, con, slog, stopping.signal);
-    bridges.add(p);
+  /** `p`, kept in `set` until it settles (what a stop waits for) */
+  const tracked = async <T>(set: Set<Promise<unknown>>, p: Promise<T>): Promise<T> => {
+    set.add(p);
     try {
-      await p;
+      return await p;
     } finally {
-      bridges.delete(p);
+      set.delete(p);
     }
   };
+  const bridges = new Set<Promise<unknown>>();
   // sessions whose console is being opened, until it is bridged or ended
   const starts = new Set<Promise<unknown>>();
   /**
@@ -81,14 +80,14 @@ export function createStreamingServer(deps: StreamingDeps): {
     open: () => Promise<Console>,
     slog: Logger,
   ): Promise<void> => {
-    let bridged: Promise<void> | undefined;
+    let bridged: Promise<unknown> | undefined;
     const start = (async (): Promise<void> => {
       const con = await open();
       if (!stopping.signal.aborted && !socket.destroyed) {
         const ws = await upgrade(req, socket, head);
         if (ws !== undefined) {
           // tracked in `bridges` before the start settles: a stop waiting for it sees the bridge
-          bridged = tracked(ws, con, slog);
+          bridged = tracked(bridges, bridge(ws, con, slog, stopping.signal));
           return;
         }
       }
@@ -98,12 +97,7 @@ export function createStreamingServer(deps: StreamingDeps): {
         throw new HttpError('ServiceUnavailable', String(stopping.signal.reason));
       }
     })();
-    starts.add(start);
-    try {
-      await start;
-    } finally {
-      starts.delete(start);
-    }
+    await tracked(starts, start);
     await bridged;
   };
   // upstream sessions, until their proxy is done
@@ -233,13 +227,7 @@ export function createStreamingServer(deps: StreamingDeps): {
           },
           slog,
         );
-        proxied.add(proxy);
-        let outcome;
-        try {
-          outcome = await proxy;
-        } finally {
-          proxied.delete(proxy);
-        }
+        const outcome = await tracked(proxied, proxy);
         slog.info({ outcome: outcome.kind }, 'upstream exec session ended');
         return;
       }
